@@ -1,0 +1,21 @@
+/** Parse a size like `4MiB`, `512k`, `1.5G` or `1048576` into bytes; undefined when malformed. */
+export function parseSize(value: string | number): number | undefined {
+  if (typeof value === 'number') return Number.isSafeInteger(value) && value >= 0 ? value : undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$/i.exec(value);
+  if (!m) return undefined;
+  const power = ' kmgt'.indexOf((m[2] || ' ').toLowerCase());
+  const bytes = Math.round(Number(m[1]) * 1024 ** power);
+  return Number.isSafeInteger(bytes) ? bytes : undefined;
+}
+
+/** Format bytes for people: `1.5 GiB`. */
+export function formatSize(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = bytes;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
+}

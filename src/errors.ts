@@ -1,0 +1,97 @@
+/** Exit codes shared with restic, so scripts and dashboards can parse them. */
+export const ExitCode = {
+  ok: 0,
+  failed: 1,
+  partial: 3,
+  repoMissing: 10,
+  locked: 11,
+  wrongKey: 12,
+  cancelled: 130,
+} as const;
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** Base of every error meant for the user: a one-line message and an exit code, never a stack trace. */
+export class KbrackupError extends Error {
+  readonly exitCode: ExitCodeValue;
+  constructor(message: string, exitCode: ExitCodeValue = ExitCode.failed, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.exitCode = exitCode;
+  }
+}
+
+/** Invalid flag, environment variable or config file value. */
+export class ConfigError extends KbrackupError {}
+
+/** A storage operation failed; carries the target and object involved. */
+export class TargetError extends KbrackupError {
+  readonly target: string;
+  readonly object: string | undefined;
+  /** Transient errors (timeouts, resets, 5xx, throttling) may be retried. */
+  readonly transient: boolean;
+  constructor(target: string, object: string | undefined, message: string, opts: { transient?: boolean; cause?: unknown } = {}) {
+    super(`${target}${object ? ` ${object}` : ''}: ${message}`, ExitCode.failed, { cause: opts.cause });
+    this.target = target;
+    this.object = object;
+    this.transient = opts.transient ?? false;
+  }
+}
+
+/** The requested object does not exist on the target. */
+export class NotFoundError extends TargetError {
+  constructor(target: string, object: string, opts: { cause?: unknown } = {}) {
+    super(target, object, 'no such object', opts);
+  }
+}
+
+/** An object that already exists was written again (objects are immutable). */
+export class AlreadyExistsError extends TargetError {
+  constructor(target: string, object: string) {
+    super(target, object, 'object already exists');
+  }
+}
+
+/** The repository is missing or not initialised. */
+export class RepoMissingError extends KbrackupError {
+  constructor(message: string) {
+    super(message, ExitCode.repoMissing);
+  }
+}
+
+/** Wrong key, wrong passphrase, or a key that cannot open this repository. */
+export class WrongKeyError extends KbrackupError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, ExitCode.wrongKey, options);
+  }
+}
+
+/** A stored object failed authentication, was truncated, or does not match its recorded hash. */
+export class IntegrityError extends KbrackupError {
+  readonly object: string;
+  constructor(object: string, message: string, options?: { cause?: unknown }) {
+    super(`${object}: ${message}`, ExitCode.failed, options);
+    this.object = object;
+  }
+}
+
+/** The repository is locked by another process. */
+export class LockedError extends KbrackupError {
+  constructor(message: string) {
+    super(message, ExitCode.locked);
+  }
+}
+
+/** The run was stopped by a signal: SIGTERM (Kubernetes stopping the pod) exits 1, SIGINT 130 like restic. */
+export class CancelledError extends KbrackupError {
+  readonly signal: string;
+  constructor(signal: string) {
+    super(`stopped by ${signal}; no snapshot was written, earlier snapshots are intact`, signal === 'SIGINT' ? ExitCode.cancelled : ExitCode.failed);
+    this.signal = signal;
+  }
+}
+
+/** Short description of any thrown value, for one-line messages. */
+export function describeError(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,117 @@
+import { createReadStream } from 'node:fs';
+import { copyFile, mkdir, open, opendir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { dirname, join, sep } from 'node:path';
+import { Readable } from 'node:stream';
+import { NotFoundError, TargetError, describeError } from '../../errors.js';
+import type { ByteRange, ObjectInfo, PutSource, Target } from '../target.js';
+
+/** Objects in flight carry this prefix so listings and readers never see half-written files. */
+const TEMP_PREFIX = '.tmp-';
+
+/** A repository in a local folder (also NFS or a mounted PVC). */
+export class FilesystemTarget implements Target {
+  readonly description: string;
+
+  constructor(private readonly root: string) {
+    this.description = `file://${root}`;
+  }
+
+  private path(name: string): string {
+    return join(this.root, ...name.split('/'));
+  }
+
+  private fail(name: string | undefined, err: unknown): TargetError {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && name !== undefined) return new NotFoundError(this.description, name, { cause: err });
+    const transient = code === 'EAGAIN' || code === 'EBUSY' || code === 'EINTR' || code === 'ESTALE';
+    return new TargetError(this.description, name, describeError(err), { transient, cause: err });
+  }
+
+  async prepare(): Promise<void> {
+    try {
+      await mkdir(this.root, { recursive: true });
+    } catch (err) {
+      throw this.fail(undefined, err);
+    }
+  }
+
+  async put(name: string, source: PutSource): Promise<void> {
+    const final = this.path(name);
+    const temp = join(dirname(final), `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
+    try {
+      await mkdir(dirname(final), { recursive: true });
+      if ('file' in source) await copyFile(source.file, temp);
+      else await writeFile(temp, source.bytes);
+      // fsync before rename: after a crash an object is either absent or complete, never empty.
+      const handle = await open(temp, 'r+');
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(temp, final);
+    } catch (err) {
+      await rm(temp, { force: true }).catch(() => undefined);
+      throw this.fail(name, err);
+    }
+  }
+
+  async get(name: string, range?: ByteRange): Promise<Readable> {
+    const path = this.path(name);
+    // Open first so a missing object rejects here rather than as a stream error later.
+    const handle = await open(path, 'r').catch((err: unknown) => {
+      throw this.fail(name, err);
+    });
+    if (range && range.length === 0) {
+      await handle.close();
+      return Readable.from([]);
+    }
+    return createReadStream('', {
+      fd: handle,
+      start: range?.offset,
+      end: range ? range.offset + range.length - 1 : undefined,
+      highWaterMark: 64 * 1024,
+    });
+  }
+
+  async head(name: string): Promise<ObjectInfo | undefined> {
+    try {
+      const s = await stat(this.path(name));
+      return s.isFile() ? { name, size: s.size } : undefined;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw this.fail(name, err);
+    }
+  }
+
+  async *list(dir: string): AsyncIterable<ObjectInfo> {
+    const base = this.path(dir);
+    let handle;
+    try {
+      handle = await opendir(base, { recursive: true, bufferSize: 256 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw this.fail(dir, err);
+    }
+    for await (const entry of handle) {
+      if (!entry.isFile() || entry.name.startsWith(TEMP_PREFIX)) continue;
+      // Node 20 exposes the directory as `path`, newer releases as `parentPath`.
+      const parent = (entry as unknown as { parentPath?: string }).parentPath ?? (entry as unknown as { path: string }).path;
+      const full = join(parent, entry.name);
+      const rel = full.slice(this.root.length + 1).split(sep).join('/');
+      const size = await stat(full).then((s) => s.size, () => undefined);
+      if (size !== undefined) yield { name: rel, size };
+    }
+  }
+
+  async delete(name: string): Promise<void> {
+    try {
+      await rm(this.path(name), { force: true });
+    } catch (err) {
+      throw this.fail(name, err);
+    }
+  }
+
+  async close(): Promise<void> {}
+}
