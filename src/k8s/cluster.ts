@@ -17,7 +17,7 @@ export interface ClusterConfig {
 }
 
 /** The result of looking for a cluster: a config, or the reason there is none. */
-export type Detection = { config: ClusterConfig } | { config?: undefined; reason: string };
+export type Detection = { config: ClusterConfig; reason?: undefined } | { config?: undefined; reason: string };
 
 /** Whether the Kubernetes integration is wanted: auto = when a service account is mounted. */
 export type KubernetesMode = 'auto' | 'on' | 'off';
