@@ -15,9 +15,10 @@ export interface ByteRange {
 /**
  * Where the bytes of a put come from. Large objects always come from a local (temp) file so a retry
  * can simply re-open it; `bytes` is only for small objects whose size is bounded by a constant
- * (repository config, keys, locks).
+ * (repository config, keys, locks). `consumable` says the caller deletes the file afterwards, so a
+ * backend on the same filesystem may move it instead of copying.
  */
-export type PutSource = { file: string; size?: number } | { bytes: Uint8Array };
+export type PutSource = { file: string; size?: number; consumable?: boolean } | { bytes: Uint8Array };
 
 /**
  * The storage interface every backend implements. It knows nothing of encryption or of the

@@ -9,6 +9,16 @@ import type { ByteRange, ObjectInfo, PutSource, Target } from '../target.js';
 /** Objects in flight carry this prefix so listings and readers never see half-written files. */
 const TEMP_PREFIX = '.tmp-';
 
+/** Rename when on the same filesystem (no second write of the data), copy across devices. */
+async function moveOrCopy(from: string, to: string): Promise<void> {
+  try {
+    await rename(from, to);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+    await copyFile(from, to);
+  }
+}
+
 /** A repository in a local folder (also NFS or a mounted PVC). */
 export class FilesystemTarget implements Target {
   readonly description: string;
@@ -41,7 +51,7 @@ export class FilesystemTarget implements Target {
     const temp = join(dirname(final), `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
     try {
       await mkdir(dirname(final), { recursive: true });
-      if ('file' in source) await copyFile(source.file, temp);
+      if ('file' in source) await (source.consumable ? moveOrCopy(source.file, temp) : copyFile(source.file, temp));
       else await writeFile(temp, source.bytes);
       // fsync before rename: after a crash an object is either absent or complete, never empty.
       const handle = await open(temp, 'r+');

@@ -1,0 +1,278 @@
+import { access, constants, lstat, mkdtemp, rm } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { basename, join } from 'node:path';
+import { FixedCutter } from '../chunker/fixed.js';
+import type { Cutter } from '../chunker/cutter.js';
+import { formatSize } from '../config/sizes.js';
+import { ConfigError, KbrackupError, describeError } from '../errors.js';
+import { newIndexName } from '../repo/index-objects.js';
+import { sealToFile } from '../repo/objects.js';
+import { Layout } from '../repo/layout.js';
+import type { Repository } from '../repo/repository.js';
+import { writeSnapshot, type Snapshot, type SnapshotSummary } from '../repo/snapshot.js';
+import type { FileEntry, TreeEntry } from '../repo/tree.js';
+import { ByteBudget, Limiter } from './budget.js';
+import type { ChunkIndex } from './chunk-index.js';
+import { ChunkList } from './chunk-list.js';
+import { compileExcludes } from './exclude.js';
+import { MemoryIndex } from './memory-index.js';
+import { Packer } from './packer.js';
+import { Progress } from './progress.js';
+import { SessionKeys } from './session-keys.js';
+import { storeFile, type StoreContext, type StoredFile } from './store-file.js';
+import { Uploader } from './uploader.js';
+import { walk, type WalkItem } from './walker.js';
+
+/** What a backup run is asked to do. */
+export interface BackupOptions {
+  root: string;
+  source: string;
+  hostname: string;
+  username: string;
+  tags: string[];
+  excludes: string[];
+  tempDir: string;
+  tempLimit: number;
+  workers: number;
+  uploads: number;
+  programVersion: string;
+  signal: AbortSignal;
+}
+
+/** Told about problems with single paths; the run goes on (exit code 3 when `error`). */
+export interface BackupObserver {
+  error(path: string, during: string, err: unknown): void;
+  warn(path: string, message: string): void;
+}
+
+/** The result of a run: the snapshot written, with restic's summary counters. */
+export interface BackupResult {
+  snapshot: Snapshot;
+  summary: SnapshotSummary;
+}
+
+/** Entries dispatched ahead of the one being written to the tree: bounds memory while workers run. */
+const WINDOW = 64;
+/** Key packets + AEAD tags + framing add well under this to a chunk. */
+const OVERHEAD = 64 * 1024;
+
+/** The largest chunk the repository's chunker makes. */
+function maxChunk(repo: Repository): number {
+  const c = repo.config.chunker;
+  return c.algorithm === 'fixed' ? c.size : c.max;
+}
+
+function newCutter(repo: Repository): Cutter {
+  const c = repo.config.chunker;
+  if (c.algorithm === 'fixed') return new FixedCutter(c.size);
+  throw new KbrackupError(`this kbrackup cannot cut chunks with "${c.algorithm}"; use a newer kbrackup`);
+}
+
+async function checkTempDir(dir: string): Promise<void> {
+  try {
+    await access(dir, constants.W_OK | constants.X_OK);
+  } catch (err) {
+    throw new ConfigError(`temp dir ${dir} is not a writable folder (${describeError(err)}); set --temp-dir / KBRACKUP_TEMP_DIR`);
+  }
+}
+
+async function statRoot(root: string): Promise<BigIntStats> {
+  try {
+    const stat = await lstat(root, { bigint: true });
+    if (!stat.isDirectory() && !stat.isFile()) throw new ConfigError(`backup PATH ${root} is neither a folder nor a file`);
+    return stat;
+  } catch (err) {
+    if (err instanceof KbrackupError) throw err;
+    throw new ConfigError(`backup PATH ${root} cannot be read (${describeError(err)})`);
+  }
+}
+
+function baseEntry(path: string, stat: BigIntStats): { path: string; mode: number; uid: number; gid: number; mtime: string } {
+  return { path, mode: Number(stat.mode & 0o7777n), uid: Number(stat.uid), gid: Number(stat.gid), mtime: stat.mtimeNs.toString() };
+}
+
+function changedSince(before: BigIntStats, after: BigIntStats): boolean {
+  return before.size !== after.size || before.mtimeNs !== after.mtimeNs || before.ctimeNs !== after.ctimeNs;
+}
+
+/** Back up one folder (or file) into the repository and write a snapshot of it. */
+export async function runBackup(repo: Repository, options: BackupOptions, observer: BackupObserver, progress: Progress): Promise<BackupResult> {
+  const secrets = repo.secrets;
+  if (!secrets) throw new ConfigError('backup needs the repository key: pass --credentials (or --passphrase-file for a passphrase repository)');
+  const rootStat = await statRoot(options.root);
+  await checkTempDir(options.tempDir);
+  const chunkReserve = maxChunk(repo) + OVERHEAD;
+  const packReserve = repo.config.packSize + repo.config.smallFile + OVERHEAD;
+  const needed = chunkReserve + packReserve;
+  const limit = options.tempLimit || Math.max(needed, (options.workers + options.uploads) * chunkReserve + packReserve);
+  if (limit < needed) {
+    throw new ConfigError(`--temp-limit ${formatSize(limit)} cannot hold one chunk and one pack in flight (${formatSize(needed)}); raise it or the emptyDir sizeLimit`);
+  }
+  const runDir = await mkdtemp(join(options.tempDir, 'kbrackup-'));
+  const started = new Date();
+  const index: ChunkIndex = new MemoryIndex();
+  const added = new ChunkList(runDir);
+  try {
+    const budget = new ByteBudget(limit);
+    const keys = new SessionKeys(repo.contentSealing);
+    let dataAddedPacked = 0;
+    const uploader = new Uploader(repo.target, options.uploads, budget, (_name, size) => {
+      dataAddedPacked += size;
+    });
+    const packer = new Packer(runDir, repo.config.packSize, packReserve, budget, uploader, keys);
+    const recording: ChunkIndex = {
+      lookup: (id) => index.lookup(id),
+      add: async (id, location) => {
+        await index.add(id, location);
+        await added.add({ id: id.toString('hex'), ...location });
+      },
+      close: () => index.close(),
+    };
+    const ctx: StoreContext = {
+      tempDir: runDir,
+      budget,
+      chunkReserve,
+      smallFile: repo.config.smallFile,
+      uploader,
+      packer,
+      keys,
+      index: recording,
+      idKey: secrets.chunkIdKey,
+      newCutter: () => newCutter(repo),
+      signal: options.signal,
+      onRead: (n) => {
+        progress.bytesRead += n;
+      },
+      onAdded: (n) => {
+        progress.dataAdded += n;
+      },
+    };
+    const counts = { filesNew: 0, dirs: 0 };
+    const workers = new Limiter(options.workers);
+
+    type Done = { entry: TreeEntry; stored?: StoredFile } | undefined;
+    const processItem = async (item: WalkItem): Promise<Done> => {
+      switch (item.kind) {
+        case 'dir':
+          counts.dirs++;
+          return { entry: { type: 'dir', ...baseEntry(item.path, item.stat) } };
+        case 'symlink':
+          return { entry: { type: 'symlink', ...baseEntry(item.path, item.stat), target: item.linkTarget ?? '' } };
+        case 'special':
+          observer.warn(item.path, 'skipped: sockets, devices and fifos are not backed up');
+          return undefined;
+        case 'file':
+          return workers.run(async () => {
+            options.signal.throwIfAborted();
+            progress.current.add(item.path);
+            try {
+              const stored = await storeFile(ctx, item.absolute, item.stat);
+              const after = await lstat(item.absolute, { bigint: true }).catch(() => undefined);
+              if (!after || changedSince(item.stat, after) || BigInt(stored.size) !== item.stat.size) {
+                progress.errors++;
+                observer.error(item.path, 'archival', new Error('file changed while it was being backed up; stored as read'));
+              }
+              counts.filesNew++;
+              progress.filesDone++;
+              progress.bytesDone += stored.size;
+              const entry: FileEntry = {
+                type: 'file',
+                ...baseEntry(item.path, item.stat),
+                size: stored.size,
+                ctime: item.stat.ctimeNs.toString(),
+                ino: item.stat.ino.toString(),
+                sha256: stored.sha256,
+                chunks: stored.chunks.count,
+              };
+              return { entry, stored };
+            } catch (err) {
+              if (options.signal.aborted || err instanceof KbrackupError) throw err;
+              progress.errors++;
+              observer.error(item.path, 'archival', err);
+              return undefined;
+            } finally {
+              progress.current.delete(item.path);
+            }
+          });
+      }
+    };
+
+    async function* treeLines(): AsyncGenerator<string> {
+      const window: Promise<Done>[] = [];
+      const emit = async function* (done: Done): AsyncGenerator<string> {
+        if (!done) return;
+        yield `${JSON.stringify(done.entry)}\n`;
+        if (done.stored) {
+          for await (const line of done.stored.chunks.read()) yield `${line}\n`;
+          await done.stored.chunks.dispose();
+        }
+      };
+      const rootItems: AsyncIterable<WalkItem> = rootStat.isDirectory()
+        ? walk(options.root, compileExcludes(options.excludes), ({ path, error }) => {
+            progress.errors++;
+            observer.error(path, 'scan', error);
+          })
+        : (async function* () {
+            yield { path: basename(options.root), absolute: options.root, stat: rootStat, kind: 'file' } as WalkItem;
+          })();
+      for await (const item of rootItems) {
+        options.signal.throwIfAborted();
+        const job = processItem(item);
+        job.catch(() => undefined);
+        window.push(job);
+        while (window.length >= WINDOW) yield* emit(await (window.shift() as Promise<Done>));
+      }
+      while (window.length > 0) yield* emit(await (window.shift() as Promise<Done>));
+    }
+
+    const treePath = join(runDir, 'tree');
+    await sealToFile(treePath, treeLines(), repo.metaSealing);
+    await packer.flush();
+    await uploader.drain();
+    // Order matters for crash safety: data, then index, then tree, then the snapshot that makes it visible.
+    if (added.count > 0) {
+      const indexPath = join(runDir, 'index');
+      const size = await sealToFile(indexPath, (async function* () {
+        for await (const line of added.read()) yield `${line}\n`;
+      })(), repo.metaSealing);
+      await repo.target.put(newIndexName(), { file: indexPath, size, consumable: true });
+    }
+    const treeName = Layout.tree(randomBytes(32).toString('hex'));
+    await repo.target.put(treeName, { file: treePath, consumable: true });
+    const ended = new Date();
+    const summary: SnapshotSummary = {
+      backup_start: started.toISOString(),
+      backup_end: ended.toISOString(),
+      files_new: counts.filesNew,
+      files_changed: 0,
+      files_unmodified: 0,
+      dirs_new: counts.dirs,
+      dirs_changed: 0,
+      dirs_unmodified: 0,
+      data_added: progress.dataAdded,
+      data_added_packed: dataAddedPacked,
+      total_files_processed: progress.filesDone,
+      total_bytes_processed: progress.bytesDone,
+      bytes_read: progress.bytesRead,
+      error_count: progress.errors,
+    };
+    const snapshot: Snapshot = {
+      id: randomBytes(32).toString('hex'),
+      time: started.toISOString(),
+      source: options.source,
+      paths: [options.root],
+      hostname: options.hostname,
+      username: options.username,
+      tags: options.tags,
+      program_version: options.programVersion,
+      tree: treeName,
+      summary,
+    };
+    await writeSnapshot(repo, snapshot);
+    return { snapshot, summary };
+  } finally {
+    await index.close();
+    await rm(runDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,26 @@
+/**
+ * restic-style exclude patterns: `*` and `?` stay within a path segment, `**` crosses segments; a pattern
+ * without `/` matches a name at any depth, one with `/` matches from the backup root.
+ */
+export function compileExcludes(patterns: string[]): (path: string) => boolean {
+  const regexes = patterns.filter((p) => p.trim() !== '').map(toRegex);
+  return (path) => regexes.some((re) => re.test(path));
+}
+
+function toRegex(pattern: string): RegExp {
+  const trimmed = pattern.replace(/\/+$/, '');
+  const anchored = trimmed.includes('/');
+  const body = trimmed
+    .replace(/^\/+/, '')
+    .split(/(\*\*\/?|\*|\?)/)
+    .map((part) => {
+      if (part === '**/' ) return '(?:.*/)?';
+      if (part === '**') return '.*';
+      if (part === '*') return '[^/]*';
+      if (part === '?') return '[^/]';
+      return part.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+    })
+    .join('');
+  // A match also excludes everything below the matched folder.
+  return new RegExp(`${anchored ? '^' : '(?:^|/)'}${body}(?:/.*)?$`);
+}

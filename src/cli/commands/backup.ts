@@ -1,0 +1,80 @@
+import { hostname as osHostname, userInfo } from 'node:os';
+import { basename, resolve } from 'node:path';
+import { runBackup } from '../../backup/backup.js';
+import { Progress } from '../../backup/progress.js';
+import { formatSize } from '../../config/sizes.js';
+import { ConfigError, describeError } from '../../errors.js';
+import { sanitizeSource } from '../../repo/layout.js';
+import { openFromConfig, targetFromConfig, type CommandContext } from '../context.js';
+import { PROGRAM_VERSION } from '../version.js';
+import { startProgress } from '../progress-reporter.js';
+
+function username(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    // A container user without a passwd entry (e.g. uid 65532).
+    return String(process.getuid?.() ?? '');
+  }
+}
+
+/** `backup PATH`: store a snapshot of a folder. Exit 0, or 3 when some files could not be read. */
+export async function backup(ctx: CommandContext): Promise<number> {
+  const { config, logger } = ctx;
+  if (ctx.positionals.length !== 1) throw new ConfigError('backup needs exactly one PATH to back up');
+  const root = resolve(ctx.positionals[0] as string);
+  const json = config.get('json');
+  const target = await targetFromConfig(config);
+  try {
+    const repo = await openFromConfig(config, target);
+    const progress = new Progress();
+    const stop = startProgress(progress, json, ctx.print, logger);
+    let result;
+    try {
+      result = await runBackup(
+        repo,
+        {
+          root,
+          source: sanitizeSource(config.get('source') || basename(root)),
+          hostname: config.get('hostname') || osHostname(),
+          username: username(),
+          tags: config.get('tags'),
+          excludes: config.get('exclude'),
+          tempDir: config.get('tempDir'),
+          tempLimit: config.get('tempLimit'),
+          workers: Math.max(1, config.get('workers')),
+          uploads: Math.max(1, config.get('uploads')),
+          programVersion: PROGRAM_VERSION,
+          signal: ctx.signal,
+        },
+        {
+          error(path, during, err) {
+            if (json) ctx.print(JSON.stringify({ message_type: 'error', error: { message: describeError(err) }, during, item: path }));
+            logger.warn({ path, during }, `${path}: ${describeError(err)}`);
+          },
+          warn(path, message) {
+            logger.warn({ path }, `${path}: ${message}`);
+          },
+        },
+        progress,
+      );
+    } finally {
+      stop();
+    }
+    const { snapshot, summary } = result;
+    const duration = (Date.parse(summary.backup_end) - Date.parse(summary.backup_start)) / 1000;
+    if (json) {
+      ctx.print(JSON.stringify({ message_type: 'summary', dry_run: false, ...summary, total_duration: duration, snapshot_id: snapshot.id }));
+    } else {
+      ctx.print(`snapshot ${snapshot.id.slice(0, 8)} saved: ${summary.total_files_processed} files, ${formatSize(summary.total_bytes_processed)} processed, ${formatSize(summary.data_added)} added in ${duration.toFixed(1)}s`);
+    }
+    logger.info({ summary: { ...summary, total_duration: duration, snapshot_id: snapshot.id } }, 'backup finished');
+    if (summary.error_count > 0) {
+      logger.warn(`${summary.error_count} file(s) could not be read or changed during the backup; the snapshot was saved without them`);
+      return 3;
+    }
+    return 0;
+  } finally {
+    await target.close();
+  }
+}

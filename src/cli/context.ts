@@ -1,0 +1,87 @@
+import { readFile } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import { readPrivateKey } from '../crypto/keys.js';
+import { ConfigError, describeError } from '../errors.js';
+import { readCredentials } from '../repo/credentials.js';
+import { openRepository, readRepoConfig, type Access, type Repository } from '../repo/repository.js';
+import { parseLocation } from '../targets/location.js';
+import { openTarget } from '../targets/open.js';
+import type { Target } from '../targets/target.js';
+
+/** What every command gets. */
+export interface CommandContext {
+  config: Config;
+  positionals: string[];
+  logger: Logger;
+  signal: AbortSignal;
+  /** Print one line on stdout (results, --json lines). */
+  print(line: string): void;
+}
+
+/** Read a small secret file (passphrase), without its trailing newline. */
+export async function readSecretFile(path: string, flag: string): Promise<string> {
+  try {
+    const text = await readFile(path, 'utf8');
+    const secret = text.replace(/\r?\n$/, '');
+    if (secret === '') throw new ConfigError(`${flag} ${path} is empty`);
+    return secret;
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(`cannot read ${flag} ${path}: ${describeError(err)}`);
+  }
+}
+
+/** Read a small text file given by a flag. */
+export async function readTextFile(path: string, flag: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read ${flag} ${path}: ${describeError(err)}`);
+  }
+}
+
+/** A required string option, with a message naming its flag and env var. */
+export function required(config: Config, key: 'repo' | 'target' | 'out' | 'credentialsOut', what: string): string {
+  const value = config.get(key);
+  if (!value) {
+    const flags: Record<string, string> = { repo: '--repo / KBRACKUP_REPO', target: '--target / KBRACKUP_TARGET', out: '--out / KBRACKUP_OUT', credentialsOut: '--credentials-out / KBRACKUP_CREDENTIALS_OUT' };
+    throw new ConfigError(`${what}: ${flags[key]} is required`);
+  }
+  return value;
+}
+
+/** The repository's storage backend, from --repo and the backend options. */
+export async function targetFromConfig(config: Config): Promise<Target> {
+  const location = parseLocation(required(config, 'repo', 'no repository given'));
+  return openTarget(location, {
+    s3Endpoint: config.get('s3Endpoint'),
+    s3Region: config.get('s3Region'),
+    s3ForcePathStyle: config.get('s3ForcePathStyle'),
+    s3StorageClass: config.get('s3StorageClass'),
+    s3Sse: config.get('s3Sse'),
+    s3SseKmsKeyId: config.get('s3SseKmsKeyId'),
+    sftpKey: config.get('sftpKey'),
+    sftpKeyPassphraseFile: config.get('sftpKeyPassphraseFile'),
+    sftpKnownHosts: config.get('sftpKnownHosts'),
+    sftpHostFingerprint: config.get('sftpHostFingerprint'),
+    retries: config.get('retries'),
+  });
+}
+
+/** Open the repository with whatever the configuration provides: credentials, a private key, or a passphrase. */
+export async function openFromConfig(config: Config, target: Target): Promise<Repository> {
+  const repoConfig = await readRepoConfig(target);
+  const access: Access = {};
+  const passphraseFile = config.get('passphraseFile');
+  const passphrase = passphraseFile ? await readSecretFile(passphraseFile, '--passphrase-file') : undefined;
+  if (repoConfig.encryption.mode === 'passphrase') {
+    access.passphrase = passphrase;
+  } else {
+    const credentials = config.get('credentials');
+    const key = config.get('key');
+    if (key) access.privateKey = await readPrivateKey(await readTextFile(key, '--key'), passphrase, `--key ${key}`);
+    else if (credentials) access.credentials = await readCredentials(credentials);
+  }
+  return openRepository(target, access, repoConfig);
+}

@@ -1,0 +1,95 @@
+import type { Logger } from 'pino';
+import { describeOptions, loadConfig } from '../config/load.js';
+import type { schema } from '../config/schema.js';
+import { CancelledError, ExitCode, KbrackupError, describeError } from '../errors.js';
+import { createLogger } from '../observe/log.js';
+import { backup } from './commands/backup.js';
+import { init } from './commands/init.js';
+import { keygen } from './commands/keygen.js';
+import { ls } from './commands/ls.js';
+import { restore } from './commands/restore.js';
+import { snapshots } from './commands/snapshots.js';
+import type { CommandContext } from './context.js';
+import { PROGRAM_VERSION } from './version.js';
+
+type Key = keyof typeof schema;
+const COMMON: Key[] = ['repo', 'credentials', 'key', 'passphraseFile', 'tempDir', 'json', 'logLevel'];
+const S3: Key[] = ['s3Endpoint', 's3Region', 's3ForcePathStyle', 's3StorageClass', 's3Sse', 's3SseKmsKeyId'];
+const SFTP: Key[] = ['sftpKey', 'sftpKeyPassphraseFile', 'sftpKnownHosts', 'sftpHostFingerprint'];
+
+interface Command {
+  run: (ctx: CommandContext) => Promise<number>;
+  usage: string;
+  options: Key[];
+}
+
+const COMMANDS: Record<string, Command> = {
+  keygen: { run: keygen, usage: 'keygen --out DIR/owner [--passphrase-file F]', options: ['out', 'passphraseFile'] },
+  init: { run: init, usage: 'init --repo REPO (--recipient owner.pub.asc... --credentials-out backup.cred | --passphrase-file F)', options: ['repo', 'recipient', 'credentialsOut', 'passphraseFile', 'chunkSize', 'packSize', 'smallFile', ...S3, ...SFTP] },
+  backup: { run: backup, usage: 'backup --repo REPO --credentials backup.cred [--json] PATH', options: [...COMMON, 'source', 'hostname', 'tags', 'exclude', 'tempLimit', 'workers', 'uploads', 'force', 'retries', ...S3, ...SFTP] },
+  snapshots: { run: snapshots, usage: 'snapshots --repo REPO (--credentials F | --key F) [--json]', options: [...COMMON, 'source', ...S3, ...SFTP] },
+  ls: { run: ls, usage: 'ls --repo REPO (--credentials F | --key F) SNAPSHOT|latest', options: [...COMMON, 'source', ...S3, ...SFTP] },
+  restore: { run: restore, usage: 'restore --repo REPO --key owner.key.asc [--passphrase-file F] SNAPSHOT|latest --target DIR', options: [...COMMON, 'target', 'include', 'conflict', 'dryRun', 'source', ...S3, ...SFTP] },
+};
+
+function help(name?: string): string {
+  const command = name ? COMMANDS[name] : undefined;
+  if (command) return `usage: kbrackup ${command.usage}\n\noptions (each also from its env var, or a --config JSON file):\n${describeOptions(command.options)}\n`;
+  return `${PROGRAM_VERSION}: encrypted, deduplicating, memory-frugal backups\n\nusage: kbrackup COMMAND [options]\n\n${Object.values(COMMANDS)
+    .map((c) => `  kbrackup ${c.usage}`)
+    .join('\n')}\n\nkbrackup help COMMAND shows a command's options. Exit codes: 0 ok, 1 failed, 3 partial, 10 no repository, 11 locked, 12 wrong key, 130 interrupted.\n`;
+}
+
+/** Run the CLI; returns the process exit code. Errors become one line on stderr, never a stack trace. */
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    process.stdout.write(help(rest[0]));
+    return name === undefined ? ExitCode.failed : ExitCode.ok;
+  }
+  if (name === 'version' || name === '--version') {
+    process.stdout.write(`${PROGRAM_VERSION} (node ${process.version})\n`);
+    return ExitCode.ok;
+  }
+  const command = COMMANDS[name];
+  let logger: Logger | undefined;
+  let json = rest.includes('--json');
+  const controller = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (controller.signal.aborted) process.exit(signal === 'SIGINT' ? ExitCode.cancelled : ExitCode.failed);
+    logger?.warn(`${signal} received: stopping; earlier snapshots stay intact`);
+    controller.abort(new CancelledError(signal));
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  try {
+    if (!command) throw new KbrackupError(`unknown command "${name}"; commands: ${Object.keys(COMMANDS).join(', ')}`);
+    const loaded = loadConfig(rest, process.env);
+    if (loaded.help) {
+      process.stdout.write(help(name));
+      return ExitCode.ok;
+    }
+    json = loaded.config.get('json');
+    logger = createLogger(loaded.config.get('logLevel'));
+    return await command.run({
+      config: loaded.config,
+      positionals: loaded.positionals,
+      logger,
+      signal: controller.signal,
+      print: (line) => process.stdout.write(`${line}\n`),
+    });
+  } catch (caught) {
+    const err = controller.signal.aborted && !(caught instanceof KbrackupError && !(caught instanceof CancelledError)) ? controller.signal.reason : caught;
+    const known = err instanceof KbrackupError;
+    const code = known ? err.exitCode : ExitCode.failed;
+    const message = known ? err.message : `unexpected error: ${describeError(err)}`;
+    if (json) process.stderr.write(`${JSON.stringify({ message_type: 'exit_error', code, message })}\n`);
+    if (!known) logger?.debug({ err }, 'details of the unexpected error');
+    if (logger) logger.error(message);
+    else process.stderr.write(`kbrackup: ${message}\n`);
+    return code;
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  }
+}

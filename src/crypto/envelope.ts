@@ -1,0 +1,143 @@
+import * as openpgp from 'openpgp';
+import { Readable } from 'node:stream';
+import { IntegrityError, WrongKeyError, describeError } from '../errors.js';
+import { KEY_PASSWORD_CONFIG, OPENPGP_CONFIG } from './openpgp-config.js';
+import { PacketTag, parsePacketHeader } from './packets.js';
+import type { SessionKey } from './seipd.js';
+
+/**
+ * Who can open an object: the recipients' public keys (PKESK packets) and/or passwords (SKESK packets).
+ * Passwords here are 256-bit keys derived from the repository key, never a person's passphrase.
+ */
+export interface Sealing {
+  recipients: openpgp.PublicKey[];
+  passwords: string[];
+  /** A person's passphrase needs Argon2 (PASSPHRASE_CONFIG); derived keys use the cheap default. */
+  passwordConfig?: openpgp.PartialConfig;
+}
+
+/** What the reader holds: private keys and/or passwords. */
+export interface Unsealing {
+  privateKeys: openpgp.PrivateKey[];
+  passwords: string[];
+}
+
+/** Most bytes the key packets in front of an object's encrypted data may take (about 100 recipients). */
+export const MAX_HEADER_LENGTH = 16 * 1024;
+
+/** The key packets that start every stored object: the session key wrapped for every recipient and password. */
+export async function sealSessionKey(sessionKey: SessionKey, sealing: Sealing): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  if (sealing.recipients.length > 0) {
+    const pkesk = await openpgp.encryptSessionKey({
+      data: sessionKey,
+      algorithm: 'aes256',
+      aeadAlgorithm: 'gcm',
+      encryptionKeys: sealing.recipients,
+      format: 'binary',
+      config: OPENPGP_CONFIG,
+    });
+    parts.push(Buffer.from(pkesk));
+  }
+  if (sealing.passwords.length > 0) {
+    const skesk = await openpgp.encryptSessionKey({
+      data: sessionKey,
+      algorithm: 'aes256',
+      aeadAlgorithm: 'gcm',
+      passwords: sealing.passwords,
+      format: 'binary',
+      config: sealing.passwordConfig ?? KEY_PASSWORD_CONFIG,
+    });
+    parts.push(Buffer.from(skesk));
+  }
+  return Buffer.concat(parts);
+}
+
+/** Length of the leading PKESK/SKESK packets of an object, given its first bytes (up to the first blob at most). */
+export function headerLength(start: Uint8Array, object: string): number {
+  let pos = 0;
+  for (;;) {
+    // The first blob of a pack starts right after the key packets, so the bytes read may end there.
+    if (pos > 0 && pos === start.length) return pos;
+    let info;
+    try {
+      info = parsePacketHeader(start, pos);
+    } catch {
+      info = undefined;
+    }
+    if (info === undefined) throw new IntegrityError(object, 'damaged: no encrypted data packet in its first bytes');
+    if (info.tag === PacketTag.seipd) return pos;
+    if ((info.tag !== PacketTag.pkesk && info.tag !== PacketTag.skesk) || info.bodyLength === undefined) {
+      throw new IntegrityError(object, `damaged: unexpected OpenPGP packet tag ${info.tag} in its header`);
+    }
+    pos += info.headerLength + info.bodyLength;
+  }
+}
+
+/** Recover an object's session key from its header packets. */
+export async function unsealSessionKey(header: Uint8Array, unsealing: Unsealing, object: string): Promise<SessionKey> {
+  let message;
+  try {
+    message = await openpgp.readMessage({ binaryMessage: header });
+  } catch (err) {
+    throw new IntegrityError(object, `damaged key packets (${describeError(err)})`, { cause: err });
+  }
+  // openpgp tries only passwords when given both, so each way in is tried on its own.
+  const attempts: Partial<Parameters<typeof openpgp.decryptSessionKeys>[0]>[] = [];
+  if (unsealing.privateKeys.length) attempts.push({ decryptionKeys: unsealing.privateKeys });
+  if (unsealing.passwords.length) attempts.push({ passwords: unsealing.passwords });
+  let last: unknown = new Error('no key or password given');
+  for (const attempt of attempts) {
+    try {
+      const keys = await openpgp.decryptSessionKeys({ message, ...attempt, config: OPENPGP_CONFIG });
+      if (keys[0]) return keys[0].data;
+    } catch (err) {
+      last = err;
+    }
+  }
+  throw new WrongKeyError(`${object}: the key given cannot decrypt this repository's data (${describeError(last)})`, { cause: last });
+}
+
+/** Decrypt one SEIPDv2 packet with a known session key; the result stream fails with IntegrityError on any tampering or truncation. */
+export function decryptPacket(encrypted: Readable, sessionKey: SessionKey, object: string): Readable {
+  return decryptWith(encrypted, object, { sessionKeys: { data: sessionKey, algorithm: 'aes256' } });
+}
+
+/** Decrypt a whole stored object (key packets + data) with keys or passwords. */
+export function decryptMessage(encrypted: Readable, unsealing: Unsealing, object: string): Readable {
+  return decryptWith(encrypted, object, {
+    ...(unsealing.privateKeys.length ? { decryptionKeys: unsealing.privateKeys } : {}),
+    ...(unsealing.passwords.length ? { passwords: unsealing.passwords } : {}),
+  });
+}
+
+function decryptWith(encrypted: Readable, object: string, keys: Partial<openpgp.DecryptOptions>): Readable {
+  async function* plaintext(): AsyncGenerator<Uint8Array> {
+    let data: ReadableStream<Uint8Array>;
+    try {
+      const message = await openpgp.readMessage({ binaryMessage: Readable.toWeb(encrypted) as ReadableStream<Uint8Array> });
+      const result = await openpgp.decrypt({ message, ...keys, format: 'binary', config: OPENPGP_CONFIG });
+      data = result.data as ReadableStream<Uint8Array>;
+    } catch (err) {
+      encrypted.destroy();
+      if (/session key/i.test(describeError(err))) {
+        throw new WrongKeyError(`${object}: the key given cannot decrypt this repository's data`, { cause: err });
+      }
+      throw new IntegrityError(object, `cannot be decrypted (${describeError(err)})`, { cause: err });
+    }
+    const reader = data.getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        yield value;
+      }
+    } catch (err) {
+      throw new IntegrityError(object, `damaged or truncated (${describeError(err)})`, { cause: err });
+    } finally {
+      reader.releaseLock();
+      encrypted.destroy();
+    }
+  }
+  return Readable.from(plaintext(), { objectMode: false });
+}
