@@ -5,6 +5,7 @@
 //
 //	helm-render [--json] [--notes] [--name R] [--namespace NS] [--kube-version v1.31.0] CHART_DIR [VALUES.yaml...]
 //	helm-render yaml2json FILE...   (every YAML document of the files as one JSON array)
+//	helm-render values CHART_DIR [VALUES.yaml...]   (the merged values, as Helm validates them against values.schema.json)
 //
 // Build offline with Debian's packages: GO111MODULE=off GOPATH=/usr/share/gocode go build.
 package main
@@ -68,8 +69,14 @@ func (f files) Glob(pattern string) files {
 }
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "yaml2json" {
-		if err := yaml2json(os.Args[2:]); err != nil {
+	if len(os.Args) > 1 && (os.Args[1] == "yaml2json" || os.Args[1] == "values") {
+		var err error
+		if os.Args[1] == "yaml2json" {
+			err = yaml2json(os.Args[2:])
+		} else {
+			err = printValues(os.Args[2:])
+		}
+		if err != nil {
 			fmt.Fprintln(os.Stderr, "Error:", err)
 			os.Exit(1)
 		}
@@ -247,6 +254,33 @@ func funcMap(t *template.Template) template.FuncMap {
 	return f
 }
 
+func mergeValues(c *chart, valueFiles []string) (values, error) {
+	vals := c.defaults
+	for _, file := range valueFiles {
+		user, err := readYAMLMap(file)
+		if err != nil {
+			return nil, err
+		}
+		vals = coalesce(vals, user)
+	}
+	return vals, nil
+}
+
+func printValues(args []string) error {
+	if len(args) < 1 {
+		return errors.New("usage: helm-render values CHART_DIR [VALUES.yaml...]")
+	}
+	c, err := loadChart(args[0])
+	if err != nil {
+		return err
+	}
+	vals, err := mergeValues(c, args[1:])
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(vals)
+}
+
 type rendered struct {
 	Source string      `json:"source"`
 	Doc    interface{} `json:"doc"`
@@ -259,13 +293,9 @@ func run(dir string, valueFiles []string, releaseName, namespace, kube string, a
 	if err != nil {
 		return err
 	}
-	vals := c.defaults
-	for _, file := range valueFiles {
-		user, err := readYAMLMap(file)
-		if err != nil {
-			return err
-		}
-		vals = coalesce(vals, user)
+	vals, err := mergeValues(c, valueFiles)
+	if err != nil {
+		return err
 	}
 	parts := strings.SplitN(strings.TrimPrefix(kube, "v"), ".", 3)
 	for len(parts) < 2 {
