@@ -13,7 +13,7 @@ export function isCodec(value: string): value is Codec {
 }
 
 /** Bytes looked at to decide whether a blob is worth compressing. */
-export const SAMPLE_BYTES = 64 * 1024;
+export const SAMPLE_BYTES = 16 * 1024;
 
 /** Level 1: on this machine higher levels cost 3-5x the time for a few percent on typical data. */
 const LEVEL = 1;

@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import { IntegrityError, WrongKeyError, describeError } from '../errors.js';
 import { KEY_PASSWORD_CONFIG, OPENPGP_CONFIG } from './openpgp-config.js';
 import { PacketTag, parsePacketHeader } from './packets.js';
+import { seipdDecryptor } from './seipd-decrypt.js';
 import type { SessionKey } from './seipd.js';
 
 /**
@@ -100,7 +101,11 @@ export async function unsealSessionKey(header: Uint8Array, unsealing: Unsealing,
 
 /** Decrypt one SEIPDv2 packet with a known session key; the result stream fails with IntegrityError on any tampering or truncation. */
 export function decryptPacket(encrypted: Readable, sessionKey: SessionKey, object: string): Readable {
-  return decryptWith(encrypted, object, { sessionKeys: { data: sessionKey, algorithm: 'aes256' } });
+  // Our own decryptor rather than openpgp's: ~30 MB/s and much memory there (DESIGN.md "leaner path").
+  const plain = Readable.from(seipdDecryptor(sessionKey, object)(encrypted), { objectMode: false });
+  // A reader that stops early must release the target's connection now, not when its next bytes arrive.
+  plain.once('close', () => encrypted.destroy());
+  return plain;
 }
 
 /** Decrypt a whole stored object (key packets + data) with keys or passwords. */
@@ -120,7 +125,7 @@ function decryptWith(encrypted: Readable, object: string, keys: Partial<openpgp.
       data = result.data as ReadableStream<Uint8Array>;
     } catch (err) {
       encrypted.destroy();
-      if (/session key/i.test(describeError(err))) {
+      if (/session key|decryption key|password/i.test(describeError(err))) {
         throw new WrongKeyError(`${object}: the key given cannot decrypt this repository's data`, { cause: err });
       }
       throw new IntegrityError(object, `cannot be decrypted (${describeError(err)})`, { cause: err });

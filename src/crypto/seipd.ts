@@ -38,7 +38,7 @@ export interface SeipdOptions {
  * Streaming encryptor: plaintext in, one complete SEIPDv2 packet (wrapping a Literal Data packet) out.
  * Use as a stream.pipeline stage; it holds at most one AEAD chunk and one framing block.
  */
-export function seipdEncryptor(options: SeipdOptions): (source: AsyncIterable<Uint8Array>) => AsyncGenerator<Buffer> {
+export function seipdEncryptor(options: SeipdOptions): (source: AsyncIterable<Uint8Array | string>) => AsyncGenerator<Buffer> {
   return async function* encrypt(source) {
     const salt = randomBytes(SALT_LENGTH);
     const derived = Buffer.from(hkdfSync('sha256', options.sessionKey, salt, ADATA, KEY_LENGTH + IV_LENGTH));
@@ -46,7 +46,7 @@ export function seipdEncryptor(options: SeipdOptions): (source: AsyncIterable<Ui
     const nonce = Buffer.from(derived.subarray(KEY_LENGTH));
     const outer = new PartialBodyFramer(PacketTag.seipd);
     const literal = new PartialBodyFramer(PacketTag.literal);
-    let chunk = Buffer.allocUnsafe(CHUNK_SIZE);
+    const chunk = Buffer.allocUnsafe(CHUNK_SIZE);
     let filled = 0;
     let index = 0n;
     let total = 0;
@@ -57,7 +57,8 @@ export function seipdEncryptor(options: SeipdOptions): (source: AsyncIterable<Ui
       cipher.setAAD(adata);
       const out = [cipher.update(data), cipher.final(), cipher.getAuthTag()];
       index++;
-      return out.flatMap((b) => outer.push(b));
+      // One buffer per AEAD chunk: large writes downstream instead of many small ones.
+      return [Buffer.concat(out.flatMap((b) => outer.push(b)))];
     };
     // Plaintext of the AEAD layer is the framed literal packet; it is cut into fixed-size chunks.
     function* feed(bytes: Buffer[]): Generator<Buffer> {
@@ -70,8 +71,8 @@ export function seipdEncryptor(options: SeipdOptions): (source: AsyncIterable<Ui
           pos += n;
           if (filled === CHUNK_SIZE) {
             total += filled;
+            // seal() has copied the chunk into ciphertext, so the buffer is reused: less GC churn.
             yield* seal(chunk, ADATA);
-            chunk = Buffer.allocUnsafe(CHUNK_SIZE);
             filled = 0;
           }
         }
@@ -82,7 +83,7 @@ export function seipdEncryptor(options: SeipdOptions): (source: AsyncIterable<Ui
     const name = Buffer.from(options.filename ?? '', 'utf8');
     if (name.length > 255) throw new Error('literal filename longer than 255 bytes');
     yield* feed(literal.push(Buffer.concat([Buffer.of(0x62, name.length), name, Buffer.alloc(4)])));
-    for await (const data of source) yield* feed(literal.push(data));
+    for await (const data of source) yield* feed(literal.push(typeof data === 'string' ? Buffer.from(data) : data));
     yield* feed(literal.finish());
     if (filled > 0 || index === 0n) {
       total += filled;

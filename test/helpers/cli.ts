@@ -1,0 +1,74 @@
+import { spawn, type SpawnOptions } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+
+/** The built CLI: tests run what users run. */
+export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+
+/** What a CLI run produced. */
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** Peak resident set size in bytes (VmHWM), sampled from /proc while it ran. */
+  peakRss: number;
+}
+
+async function vmHwm(pid: number): Promise<number | undefined> {
+  try {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    const m = /VmHWM:\s+(\d+) kB/.exec(status);
+    return m ? Number(m[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Options of a CLI run. */
+export interface RunOptions extends SpawnOptions {
+  nodeArgs?: string[];
+  /** Called once the child has started, e.g. to send it a signal later. */
+  onSpawn?: (pid: number) => void;
+}
+
+/** Run `node dist/cli.js ARGS` as a child process. */
+export function runCli(args: string[], options: RunOptions = {}): Promise<RunResult> {
+  const { nodeArgs = [], onSpawn, ...spawnOptions } = options;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...nodeArgs, CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...spawnOptions });
+    let stdout = '';
+    let stderr = '';
+    let peakRss = 0;
+    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    // VmHWM is a high-water mark, so sampling it often enough catches the peak.
+    const poll = setInterval(() => {
+      if (child.pid) void vmHwm(child.pid).then((v) => (peakRss = Math.max(peakRss, v ?? 0)));
+    }, 20);
+    child.on('spawn', () => child.pid && onSpawn?.(child.pid));
+    child.on('error', (err) => {
+      clearInterval(poll);
+      reject(err);
+    });
+    child.on('close', (code, signal) => {
+      clearInterval(poll);
+      resolve({ code, signal, stdout, stderr, peakRss });
+    });
+  });
+}
+
+/** Lines of stdout parsed as JSON (for --json output). */
+export function jsonLines(stdout: string): Record<string, unknown>[] {
+  return stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** The summary line of `backup --json`. */
+export function summaryOf(stdout: string): Record<string, number | string> {
+  const summary = jsonLines(stdout).find((l) => l.message_type === 'summary');
+  if (!summary) throw new Error(`no summary line in:\n${stdout}`);
+  return summary as Record<string, number | string>;
+}
