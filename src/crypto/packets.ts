@@ -75,6 +75,32 @@ export interface PacketHeaderInfo {
   tag: number;
   headerLength: number;
   bodyLength: number | undefined;
+  /** Length of the first part when the body uses partial body lengths. */
+  partLength?: number;
+}
+
+/** A parsed body length field (RFC 9580 4.2.1): its own size in bytes, the length, and whether more parts follow. */
+export interface BodyLength {
+  size: number;
+  length: number;
+  partial: boolean;
+}
+
+/** Parse the new-format body length field at `pos`; undefined when more bytes are needed. */
+export function parseBodyLength(buf: Uint8Array, pos: number): BodyLength | undefined {
+  const l0 = buf[pos];
+  if (l0 === undefined) return undefined;
+  if (l0 < 192) return { size: 1, length: l0, partial: false };
+  if (l0 < 224) {
+    const l1 = buf[pos + 1];
+    if (l1 === undefined) return undefined;
+    return { size: 2, length: ((l0 - 192) << 8) + l1 + 192, partial: false };
+  }
+  if (l0 === 255) {
+    if (pos + 5 > buf.length) return undefined;
+    return { size: 5, length: Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength).readUInt32BE(pos + 1), partial: false };
+  }
+  return { size: 1, length: 1 << (l0 & 0x1f), partial: true };
 }
 
 /** Parse the header of the packet at `pos`; undefined when more bytes are needed. Partial lengths give bodyLength undefined. */
@@ -94,17 +120,76 @@ export function parsePacketHeader(buf: Uint8Array, pos: number): PacketHeaderInf
     return { tag, headerLength: 1 + size, bodyLength: len };
   }
   const tag = first & 0x3f;
-  const l0 = buf[pos + 1];
-  if (l0 === undefined) return undefined;
-  if (l0 < 192) return { tag, headerLength: 2, bodyLength: l0 };
-  if (l0 < 224) {
-    const l1 = buf[pos + 2];
-    if (l1 === undefined) return undefined;
-    return { tag, headerLength: 3, bodyLength: ((l0 - 192) << 8) + l1 + 192 };
+  const len = parseBodyLength(buf, pos + 1);
+  if (len === undefined) return undefined;
+  if (len.partial) return { tag, headerLength: 1 + len.size, bodyLength: undefined, partLength: len.length };
+  return { tag, headerLength: 1 + len.size, bodyLength: len.length };
+}
+
+/** Longest packet header: tag byte plus a five-byte length. */
+const MAX_PACKET_HEADER = 6;
+
+/**
+ * Streaming reader of one packet, the inverse of PartialBodyFramer: bytes of the packet in (split
+ * anywhere), slices of its body out, without copying them. Accepts definite and partial body lengths;
+ * throws (plain Error) on bytes after the packet's end or a legacy packet of indeterminate length.
+ */
+export class PacketBodyReader {
+  /** The packet's tag, once its header has been read. */
+  tag: number | undefined;
+  /** Header or length-field bytes split across pushes (a few bytes at most). */
+  private pending = Buffer.alloc(0);
+  private remaining = 0;
+  private lastPart = false;
+
+  /** True once the whole body has been read. */
+  get done(): boolean {
+    return this.lastPart && this.remaining === 0;
   }
-  if (l0 === 255) {
-    if (pos + 6 > buf.length) return undefined;
-    return { tag, headerLength: 6, bodyLength: Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength).readUInt32BE(pos + 2) };
+
+  /** Add packet bytes; returns the body bytes among them (slices of `data`). */
+  push(data: Buffer): Buffer[] {
+    const out: Buffer[] = [];
+    let pos = 0;
+    while (pos < data.length) {
+      if (this.remaining > 0) {
+        const n = Math.min(this.remaining, data.length - pos);
+        out.push(data.subarray(pos, pos + n));
+        this.remaining -= n;
+        pos += n;
+        continue;
+      }
+      if (this.lastPart) throw new Error(`${data.length - pos} bytes after the end of the packet`);
+      const avail = data.subarray(pos, pos + MAX_PACKET_HEADER);
+      const head = this.pending.length ? Buffer.concat([this.pending, avail]) : avail;
+      const used = this.readLength(head);
+      // Fewer bytes than a header can need were available, so all of them are in `head`.
+      if (used === undefined) {
+        this.pending = Buffer.from(head);
+        return out;
+      }
+      pos += used - this.pending.length;
+      this.pending = Buffer.alloc(0);
+    }
+    return out;
   }
-  return { tag, headerLength: 2, bodyLength: undefined };
+
+  /** Parse the packet header or the next part's length from `head`; returns the bytes it took. */
+  private readLength(head: Buffer): number | undefined {
+    if (this.tag === undefined) {
+      const info = parsePacketHeader(head, 0);
+      if (info === undefined) return undefined;
+      const length = info.bodyLength ?? info.partLength;
+      if (length === undefined) throw new Error('indeterminate packet length');
+      this.tag = info.tag;
+      this.remaining = length;
+      this.lastPart = info.bodyLength !== undefined;
+      return info.headerLength;
+    }
+    const len = parseBodyLength(head, 0);
+    if (len === undefined) return undefined;
+    this.remaining = len.length;
+    this.lastPart = !len.partial;
+    return len.size;
+  }
 }
