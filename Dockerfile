@@ -1,0 +1,34 @@
+# kbrackup container image: build with npm + tsc, run dist/ with production dependencies only.
+# The base images are arguments so a build can use local or mirrored ones (the test suite builds
+# from a locally made Debian + Node 24 base, as no registry is reachable there).
+ARG BUILD_IMAGE=docker.io/library/node:24-bookworm-slim
+ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs24-debian12:nonroot
+
+FROM ${BUILD_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+# No install scripts: nothing here needs a native build (ssh2 falls back to pure JS crypto).
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json ./
+COPY src ./src
+RUN npm run build \
+ && find dist -name '*.map' -delete \
+ && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
+
+FROM ${RUNTIME_IMAGE}
+WORKDIR /app
+COPY --from=build /src/package.json ./
+COPY --from=build /src/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+# The V8 heap is capped so that backup and restore fit a 64 MiB memory limit (measured in
+# test/container.test.ts); raise it together with the pod's limit via NODE_OPTIONS.
+# PATH: node lives in /nodejs/bin in distroless images, /usr/local/bin in node:* images.
+ENV NODE_ENV=production \
+    NODE_OPTIONS="--max-old-space-size=24" \
+    KBRACKUP_TEMP_DIR=/tmp/kbrackup \
+    PATH=/nodejs/bin:/usr/local/bin:/usr/bin:/bin
+# Numeric, so runAsNonRoot can verify it without a passwd entry.
+USER 65532:65532
+# node is PID 1 and exec'd directly: SIGTERM reaches the CLI, which stops cleanly and exits 1.
+ENTRYPOINT ["node", "/app/dist/cli.js"]
+CMD ["help"]
