@@ -1,0 +1,284 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { IntegrityError } from '../src/errors.js';
+import { DiskIndex } from '../src/repo/index/disk-index.js';
+import { decodeIndexEntries, decodeLocation, decodeRecord, encodeIndexEntries, encodeRecord, RECORD_SIZE, type BlobLocation, type IndexEntry } from '../src/repo/index/records.js';
+import { RecordSorter } from '../src/repo/index/sort.js';
+import { pseudoRandomBytes } from './fixtures/prng.js';
+import { syntheticEntries, syntheticId, syntheticLocation } from './fixtures/synthetic-index.js';
+
+const HEX = 'ab'.padEnd(64, '0123456789abcdef');
+
+async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of items) out.push(item);
+  return out;
+}
+
+/** The encoded bytes of an index object as one buffer. */
+async function encodeAll(entries: IndexEntry[]): Promise<Buffer> {
+  return Buffer.concat(await collect(encodeIndexEntries(entries)));
+}
+
+/** `bytes` cut into pieces of the given sizes (cycled), as a stream. */
+async function* pieces(bytes: Buffer, sizes: number[]): AsyncIterable<Uint8Array> {
+  for (let at = 0, s = 0; at < bytes.length; s++) {
+    const end = at + sizes[s % sizes.length]!;
+    yield bytes.subarray(at, end);
+    at = end;
+  }
+}
+
+function isIntegrityError(pattern: RegExp, object = 'index/1234') {
+  return (err: unknown) => err instanceof IntegrityError && err.object === object && pattern.test(err.message);
+}
+
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'kbrackup-disk-index-test-'));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('index records', () => {
+  it('round-trip every field, up to the format limits', () => {
+    const locs: BlobLocation[] = [
+      { object: `chunks/ab/${HEX}`, offset: 0, length: 0, rawLength: 0, codec: 'none' },
+      { object: `packs/ab/${HEX}`, offset: 2 ** 48 - 1, length: 2 ** 32 - 1, rawLength: 2 ** 32 - 1, codec: 'zlib' },
+      syntheticLocation(12345),
+    ];
+    const buf = Buffer.alloc(RECORD_SIZE * locs.length);
+    locs.forEach((loc, i) => encodeRecord(syntheticId(i), loc, buf, i * RECORD_SIZE));
+    locs.forEach((loc, i) => assert.deepEqual(decodeRecord(buf, i * RECORD_SIZE, 'test'), { id: syntheticId(i), loc }));
+  });
+
+  it('reject values the format cannot hold', () => {
+    const good = syntheticLocation(1);
+    const bad: [Partial<BlobLocation>, RegExp][] = [
+      [{ object: `chunks/cd/${HEX}` }, /object name/],
+      [{ object: `chunks/AB/${HEX.toUpperCase()}` }, /object name/],
+      [{ object: `index/ab/${HEX}` }, /object name/],
+      [{ object: `chunks/ab/${HEX}0` }, /object name/],
+      [{ offset: 2 ** 48 }, /offset/],
+      [{ length: -1 }, /length/],
+      [{ rawLength: 1.5 }, /rawLength/],
+      [{ codec: 'zstd' as 'zlib' }, /codec/],
+    ];
+    for (const [change, message] of bad) {
+      assert.throws(() => encodeRecord(syntheticId(1), { ...good, ...change }, Buffer.alloc(RECORD_SIZE), 0), (err: unknown) => err instanceof RangeError && message.test(err.message));
+    }
+    assert.throws(() => encodeRecord(Buffer.alloc(31), good, Buffer.alloc(RECORD_SIZE), 0), /32 bytes/);
+  });
+
+  it('detect an invalid stored record', () => {
+    assert.throws(() => decodeLocation(Buffer.alloc(RECORD_SIZE), 0, 'some file'), (err: unknown) => err instanceof IntegrityError && err.object === 'some file');
+  });
+
+  it('sort by full id when ids share a long prefix, keeping the first of equal ids first', () => {
+    const count = 300;
+    const buf = Buffer.alloc(count * RECORD_SIZE);
+    const ids = Array.from({ length: count }, (_, i) => {
+      const id = syntheticId(i % 200);
+      if (i % 3 === 0) id.fill(7, 0, 8); // many ids with the same 64-bit prefix
+      return id;
+    });
+    ids.forEach((id, i) => encodeRecord(id, syntheticLocation(i), buf, i * RECORD_SIZE));
+    const order = [...new RecordSorter(count).sort(buf, count)];
+    const expected = ids.map((id, i) => ({ id, i })).sort((a, b) => Buffer.compare(a.id, b.id) || a.i - b.i).map((x) => x.i);
+    assert.deepEqual(order, expected);
+  });
+});
+
+describe('index objects', () => {
+  const entries = Array.from({ length: 2000 }, (_, i) => ({ id: syntheticId(i), loc: syntheticLocation(i) }));
+
+  it('round-trip however the bytes are split', async () => {
+    const bytes = await encodeAll(entries);
+    assert.equal(bytes.subarray(0, 4).toString(), 'KBIX');
+    for (const sizes of [[bytes.length], [1], [7, 80, 1000, 3], [65536]]) {
+      assert.deepEqual(await collect(decodeIndexEntries(pieces(bytes, sizes), 'index/1234')), entries);
+    }
+    assert.deepEqual(await collect(decodeIndexEntries([await encodeAll([])])), []);
+  });
+
+  it('detect truncation at any point', async () => {
+    const bytes = await encodeAll(entries.slice(0, 5));
+    for (const cut of [0, 3, 8, 8 + 40, 8 + 79, 8 + 80, bytes.length - 41, bytes.length - 40, bytes.length - 1]) {
+      await assert.rejects(collect(decodeIndexEntries([bytes.subarray(0, cut)], 'index/1234')), isIntegrityError(/truncated|checksum|records but/), `cut at ${cut}`);
+    }
+  });
+
+  it('detect altered bytes, extra bytes and foreign data', async () => {
+    const bytes = await encodeAll(entries.slice(0, 5));
+    const flip = (at: number) => {
+      const copy = Buffer.from(bytes);
+      copy[at] = copy[at]! ^ 1;
+      return copy;
+    };
+    await assert.rejects(collect(decodeIndexEntries([flip(8 + 100)], 'index/1234')), isIntegrityError(/checksum/));
+    await assert.rejects(collect(decodeIndexEntries([flip(bytes.length - 33)], 'index/1234')), isIntegrityError(/trailer says/));
+    await assert.rejects(collect(decodeIndexEntries([flip(bytes.length - 1)], 'index/1234')), isIntegrityError(/checksum/));
+    await assert.rejects(collect(decodeIndexEntries([Buffer.concat([bytes, Buffer.alloc(80)])], 'index/1234')), isIntegrityError(/./));
+    await assert.rejects(collect(decodeIndexEntries([flip(0)], 'index/1234')), isIntegrityError(/bad magic/));
+    await assert.rejects(collect(decodeIndexEntries([flip(5)], 'index/1234')), isIntegrityError(/version/));
+    const zeroed = Buffer.from(bytes);
+    zeroed.fill(0, 8 + 32, 8 + 34); // kind and codec of the first record
+    await assert.rejects(collect(decodeIndexEntries([zeroed], 'index/1234')), isIntegrityError(/invalid index record/));
+  });
+});
+
+describe('DiskIndex', () => {
+  it('finds every built id over several sorted runs, and no absent one', async () => {
+    const count = 10_000;
+    const index = await DiskIndex.build(dir, syntheticEntries(count), { runRecords: 700, fanIn: 3 });
+    assert.equal(index.size, count);
+    for (let i = 0; i < count; i += 7) {
+      assert.deepEqual(await index.lookup(syntheticId(i)), syntheticLocation(i));
+      assert.deepEqual(index.lookupSync(syntheticId(i)), syntheticLocation(i));
+    }
+    for (let i = 0; i < 2000; i++) {
+      assert.equal(await index.lookup(syntheticId(i, 'absent')), undefined);
+      assert.equal(index.lookupSync(syntheticId(i, 'absent')), undefined);
+    }
+    assert.equal(await index.has(syntheticId(count - 1)), true);
+    assert.equal(index.hasSync(syntheticId(count - 1)), true);
+    assert.equal(await index.has(syntheticId(count)), false);
+    assert.equal(index.hasSync(syntheticId(count)), false);
+    await index.close();
+  });
+
+  it('keeps the first location of repeated ids, within a run and across runs', async () => {
+    async function* sources(): AsyncIterable<IndexEntry> {
+      for (let i = 0; i < 3000; i++) yield { id: syntheticId(i % 1000), loc: syntheticLocation(i) };
+    }
+    const index = await DiskIndex.build(dir, sources(), { runRecords: 1500, fanIn: 2 });
+    assert.equal(index.size, 1000);
+    for (let i = 0; i < 1000; i++) assert.deepEqual(await index.lookup(syntheticId(i)), syntheticLocation(i));
+    await index.close();
+  });
+
+  it('searches large buckets of ids sharing their first bytes', async () => {
+    const ids = Array.from({ length: 3000 }, (_, i) => {
+      const id = syntheticId(i);
+      if (i % 2) id.fill(0x42, 0, 4);
+      return id;
+    });
+    const index = await DiskIndex.build(dir, ids.map((id, i) => ({ id, loc: syntheticLocation(i) })));
+    for (const [i, id] of ids.entries()) assert.deepEqual(await index.lookup(id), syntheticLocation(i));
+    const absent = syntheticId(0, 'absent');
+    absent.fill(0x42, 0, 4);
+    assert.equal(await index.lookup(absent), undefined);
+    await index.close();
+  });
+
+  it('finds ids added during the run, past spills and merges of spilled runs', async () => {
+    const index = await DiskIndex.build(dir, syntheticEntries(5000), { runRecords: 2000, recentCapacity: 30 });
+    const added = 2500; // 83 spills: spilled runs are merged 8 at a time, and 8 of those again
+    for (let i = 0; i < added; i++) {
+      assert.equal(await index.add(syntheticId(i, 'added'), syntheticLocation(i + 7000)), true);
+      if (i % 97 === 0) assert.deepEqual(await index.lookup(syntheticId(i, 'added')), syntheticLocation(i + 7000));
+    }
+    assert.equal(index.size, 5000 + added);
+    for (let i = 0; i < added; i++) {
+      assert.deepEqual(await index.lookup(syntheticId(i, 'added')), syntheticLocation(i + 7000), `added id ${i}`);
+      assert.equal(index.hasSync(syntheticId(i, 'added')), true);
+    }
+    for (let i = 0; i < 5000; i += 11) assert.deepEqual(await index.lookup(syntheticId(i)), syntheticLocation(i));
+    for (let i = 0; i < 1000; i++) assert.equal(await index.has(syntheticId(i, 'absent')), false);
+    // Known ids, wherever they are (built, spilled, still in memory), keep their first location.
+    for (const id of [syntheticId(17), syntheticId(3, 'added'), syntheticId(added - 1, 'added')]) {
+      const first = await index.lookup(id);
+      assert.equal(await index.add(id, syntheticLocation(99)), false);
+      assert.deepEqual(await index.lookup(id), first);
+    }
+    assert.equal(index.size, 5000 + added);
+    await index.close();
+  });
+
+  it('answers lookups that run concurrently with adds and spills', async () => {
+    const index = await DiskIndex.build(dir, syntheticEntries(3000), { recentCapacity: 64 });
+    const count = 1500;
+    const adds = Array.from({ length: count }, (_, i) => index.add(syntheticId(i, 'added'), syntheticLocation(i)));
+    const lookups = Array.from({ length: count }, async (_, i) => {
+      await adds[i];
+      return Promise.all([index.lookup(syntheticId(i, 'added')), index.lookup(syntheticId(i * 2))]);
+    });
+    const duplicates = Array.from({ length: 100 }, (_, i) => index.add(syntheticId(i * 3, 'added'), syntheticLocation(0)));
+    assert.deepEqual(await Promise.all(adds), Array(count).fill(true));
+    assert.deepEqual(await Promise.all(duplicates), Array(100).fill(false));
+    for (const [i, [added, built]] of (await Promise.all(lookups)).entries()) {
+      assert.deepEqual(added, syntheticLocation(i));
+      assert.deepEqual(built, syntheticLocation(i * 2));
+    }
+    assert.equal(index.size, 3000 + count);
+    await index.close();
+  });
+
+  it('works empty, and builds from index objects', async () => {
+    const empty = await DiskIndex.build(dir, []);
+    assert.equal(empty.size, 0);
+    assert.equal(await empty.lookup(syntheticId(1)), undefined);
+    assert.equal(await empty.add(syntheticId(1), syntheticLocation(1)), true);
+    assert.deepEqual(await empty.lookup(syntheticId(1)), syntheticLocation(1));
+    await empty.close();
+
+    const objects = [await encodeAll(await collect(syntheticEntries(1500))), await encodeAll(await collect(syntheticEntries(500, 'other')))];
+    async function* entries(): AsyncIterable<IndexEntry> {
+      for (const [n, bytes] of objects.entries()) yield* decodeIndexEntries(pieces(bytes, [4096]), `index/${n}`);
+    }
+    const index = await DiskIndex.build(dir, entries(), { runRecords: 512 });
+    assert.equal(index.size, 2000);
+    assert.deepEqual(await index.lookup(syntheticId(1499)), syntheticLocation(1499));
+    assert.deepEqual(await index.lookup(syntheticId(499, 'other')), syntheticLocation(499));
+    await index.close();
+  });
+
+  it('deletes its files on close and after a failed build', async () => {
+    const index = await DiskIndex.build(dir, syntheticEntries(5000), { runRecords: 1000, recentCapacity: 10 });
+    for (let i = 0; i < 100; i++) await index.add(syntheticId(i, 'added'), syntheticLocation(i));
+    assert.equal((await readdir(dir)).length, 1);
+    await index.close();
+    await index.close();
+    assert.deepEqual(await readdir(dir), []);
+    await assert.rejects(index.add(syntheticId(1, 'late'), syntheticLocation(1)), /closed/);
+
+    async function* failing(): AsyncIterable<IndexEntry> {
+      yield* syntheticEntries(2500);
+      throw new Error('source failed');
+    }
+    await assert.rejects(DiskIndex.build(dir, failing(), { runRecords: 1000 }), /source failed/);
+    await assert.rejects(DiskIndex.build(dir, [{ id: syntheticId(1), loc: { ...syntheticLocation(1), object: 'nope' } }]), RangeError);
+    assert.deepEqual(await readdir(dir), []);
+  });
+
+  it('rejects ids of the wrong length', async () => {
+    const index = await DiskIndex.build(dir, []);
+    await assert.rejects(index.lookup(pseudoRandomBytes('short', 20)), /32 bytes/);
+    assert.throws(() => index.hasSync(pseudoRandomBytes('short', 33)), /32 bytes/);
+    await index.close();
+  });
+
+  it('keeps peak RSS with 1,000,000 ids within 16 MiB of 1,000 ids', async () => {
+    const script = fileURLToPath(new URL('./fixtures/index-memory.ts', import.meta.url));
+    const run = (ids: number) =>
+      new Promise<{ ids: number; size: number; found: number; buildMs: number; maxRssKiB: number }>((resolve, reject) => {
+        const child = spawn(process.execPath, ['--max-old-space-size=32', '--import', 'tsx', script, String(ids), '100000', dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        child.on('error', reject);
+        child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`index-memory.ts ${ids} exited with ${code}`))));
+      });
+    const [small, large] = await Promise.all([run(1000), run(1_000_000)]);
+    assert.equal(large.size, 1_001_000);
+    assert.equal(large.found, 50_000);
+    const growthMiB = (large.maxRssKiB - small.maxRssKiB) / 1024;
+    console.log(`peak RSS: ${(small.maxRssKiB / 1024).toFixed(1)} MiB with 1k ids, ${(large.maxRssKiB / 1024).toFixed(1)} MiB with 1M ids (+${growthMiB.toFixed(1)} MiB); build of 1M ids ${large.buildMs} ms`);
+    assert.ok(growthMiB <= 16, `peak RSS grew by ${growthMiB.toFixed(1)} MiB`);
+  });
+});
