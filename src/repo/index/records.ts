@@ -1,23 +1,14 @@
 import { createHash } from 'node:crypto';
+import type { Codec } from '../../compress/codec.js';
 import { IntegrityError } from '../../errors.js';
+import type { BlobLocation } from '../tree.js';
 
-/** Compression applied to a blob before encryption; recorded per blob so newer codecs can be added. */
-export type Codec = 'none' | 'zlib';
+export type { BlobLocation, Codec };
 
-/** Where an encrypted blob is stored. */
-export interface BlobLocation {
-  /** Object name in the repository, `<kind>/<hex id[0:2]>/<hex id>`, e.g. `chunks/ab/ab12…` or `packs/cd/cd34…`. */
-  object: string;
-  /** Byte offset of the blob inside that object (< 2^48). */
-  offset: number;
-  /** Stored (encrypted) length in bytes (< 2^32). */
-  length: number;
-  /** Plaintext length of the chunk (< 2^32). */
-  rawLength: number;
-  codec: Codec;
-}
-
-/** One index entry: a 32-byte chunk id and where its blob lives. */
+/**
+ * One index entry: a 32-byte chunk id and where its blob lives. The object is `<chunks|packs>/<hex[0:2]>/<64
+ * hex digits>` (Layout.chunk / Layout.pack), offset < 2^48, length and rawLength < 2^32.
+ */
 export interface IndexEntry {
   id: Buffer;
   loc: BlobLocation;
@@ -119,7 +110,6 @@ const VERSION = 1;
 const HEADER_SIZE = 8;
 const TRAILER_SIZE = 8 + 32;
 const RECORDS_PER_PIECE = 819; // ~64 KiB pieces
-
 
 /** Serialize entries as the bytes of a repository index object, in pieces of about 64 KiB. */
 export async function* encodeIndexEntries(entries: AsyncIterable<IndexEntry> | Iterable<IndexEntry>): AsyncIterable<Uint8Array> {

@@ -31,6 +31,7 @@ export class RecordSorter {
 
   /** Record numbers of the first `count` records of `buf` in ascending id order, equal ids in input order; valid until the next call. */
   sort(buf: Buffer, count: number): Uint32Array {
+    if (count > this.keys.length) throw new RangeError(`sorter holds ${this.keys.length} records, asked to sort ${count}`);
     const keys = this.keys.subarray(0, count);
     const order = this.order.subarray(0, count);
     for (let r = 0; r < count; r++) keys[r] = prefix37(buf, r) * INDEX_BITS + r;

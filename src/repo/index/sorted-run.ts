@@ -181,8 +181,7 @@ export class RunWriter {
   }
 
   private async flush(): Promise<void> {
-    if (this.used === 0) return;
-    await this.handle.write(this.buf, 0, this.used);
+    for (let done = 0; done < this.used; ) done += (await this.handle.write(this.buf, done, this.used - done)).bytesWritten;
     this.used = 0;
   }
 
