@@ -176,13 +176,12 @@ async function checkRender(r: Rendered): Promise<void> {
   }
 }
 
-function container(doc: Obj): Obj {
-  const spec = doc.kind === 'CronJob' ? doc.spec.jobTemplate.spec.template.spec : doc.kind === 'Job' ? doc.spec.template.spec : doc.spec;
-  return spec.containers[0];
-}
-
 function podSpec(doc: Obj): Obj {
   return doc.kind === 'CronJob' ? doc.spec.jobTemplate.spec.template.spec : doc.kind === 'Job' ? doc.spec.template.spec : doc.spec;
+}
+
+function container(doc: Obj): Obj {
+  return podSpec(doc).containers[0];
 }
 
 describe('Helm chart', () => {
