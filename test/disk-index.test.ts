@@ -157,7 +157,7 @@ describe('DiskIndex', () => {
     async function* sources(): AsyncIterable<IndexEntry> {
       for (let i = 0; i < 3000; i++) yield { id: syntheticId(i % 1000), loc: syntheticLocation(i) };
     }
-    const index = await DiskIndex.build(dir, sources(), { runRecords: 1500, fanIn: 2 });
+    const index = await DiskIndex.build(dir, sources(), { runRecords: 400, fanIn: 2 });
     assert.equal(index.size, 1000);
     for (let i = 0; i < 1000; i++) assert.deepEqual(await index.lookup(syntheticId(i)), syntheticLocation(i));
     await index.close();
