@@ -1,9 +1,9 @@
 import { createHmac } from 'node:crypto';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { once } from 'node:events';
-import { PassThrough } from 'node:stream';
-import { SAMPLE_BYTES, chooseCodec, type Codec } from '../compress/codec.js';
-import { writeBlob } from '../repo/blob.js';
+import type { Transform } from 'node:stream';
+import { SAMPLE_BYTES, chooseCodec, compressor, type Codec } from '../compress/codec.js';
+import { SeipdWriter } from '../crypto/seipd.js';
 import type { KeyedHeader } from './session-keys.js';
 
 /** What an encoded chunk turned out to be. */
@@ -16,19 +16,30 @@ export interface EncodedChunk {
   headerLength: number;
 }
 
+/** Encrypted bytes gathered before one writev: few syscalls, bounded memory. */
+const WRITE_BATCH = 1024 * 1024;
+/** Buffers per writev call, below every platform's IOV_MAX. */
+const MAX_IOV = 512;
+
 /**
- * Encodes one chunk as it streams by: keyed hash for its id, codec chosen from its first 64 KiB,
- * then compression and encryption straight into a temp file. Nothing but the sample is buffered.
+ * Encodes one chunk as it streams by: keyed hash for its id, codec chosen from its first bytes, then
+ * (optional compression and) encryption straight into a temp file. Stored-as-is data takes a synchronous
+ * path with no stream hops; only the sample and one write batch are ever buffered.
  */
 export class ChunkEncoder {
   private readonly hmac;
   private rawLength = 0;
   private sample: Buffer[] = [];
   private sampled = 0;
-  private input: PassThrough | undefined;
-  private out: WriteStream | undefined;
-  private done: Promise<void> | undefined;
+  private started = false;
   private codec: Codec = 'none';
+  private writer: SeipdWriter | undefined;
+  private handle: FileHandle | undefined;
+  private batch: Buffer[] = [];
+  private batched = 0;
+  private size = 0;
+  private deflate: Transform | undefined;
+  private draining: Promise<void> | undefined;
 
   constructor(
     private readonly path: string,
@@ -38,53 +49,85 @@ export class ChunkEncoder {
     this.hmac = createHmac('sha256', idKey);
   }
 
-  /** Add the next bytes of the chunk; resolves when the pipeline can take more. */
+  /** Add the next bytes of the chunk; resolves when they are handed on. The caller must not reuse `data`. */
   async write(data: Buffer): Promise<void> {
     this.hmac.update(data);
     this.rawLength += data.length;
-    if (this.input === undefined) {
+    if (!this.started) {
       this.sample.push(data);
       this.sampled += data.length;
-      if (this.sampled >= SAMPLE_BYTES) this.start();
+      if (this.sampled >= SAMPLE_BYTES) await this.start();
       return;
     }
-    if (!this.input.write(data)) await Promise.race([once(this.input, 'drain'), this.done]);
+    await this.encode(data);
   }
 
-  private start(): void {
-    const sample = Buffer.concat(this.sample);
+  private async start(): Promise<void> {
+    this.started = true;
+    const pending = this.sample;
     this.sample = [];
+    const sample = Buffer.concat(pending);
     this.codec = chooseCodec(sample.subarray(0, SAMPLE_BYTES));
-    const input = new PassThrough({ highWaterMark: 256 * 1024 });
-    const out = createWriteStream(this.path, { flags: 'wx', highWaterMark: 256 * 1024 });
-    out.write(this.key.header);
-    this.input = input;
-    this.out = out;
-    this.done = writeBlob(input, this.codec, this.key.sessionKey, out).then(async () => {
-      out.end();
-      await once(out, 'finish');
-    });
-    this.done.catch(() => undefined);
-    input.write(sample);
+    // The literal packet's filename names the codec, so it is known only now.
+    const writer = new SeipdWriter({ sessionKey: this.key.sessionKey, filename: this.codec });
+    this.writer = writer;
+    this.handle = await open(this.path, 'wx');
+    await this.emit([this.key.header]);
+    if (this.codec === 'none') {
+      await this.emit(writer.update(sample));
+      return;
+    }
+    const deflate = compressor(this.codec);
+    this.deflate = deflate;
+    this.draining = (async () => {
+      for await (const out of deflate as AsyncIterable<Buffer>) await this.emit(writer.update(out));
+    })();
+    this.draining.catch(() => undefined);
+    await this.encode(sample);
+  }
+
+  private async encode(data: Buffer): Promise<void> {
+    if (this.deflate === undefined) {
+      await this.emit((this.writer as SeipdWriter).update(data));
+      return;
+    }
+    if (!this.deflate.write(data)) await Promise.race([once(this.deflate, 'drain'), this.draining]);
+  }
+
+  /** Queue encrypted bytes; write them out once a batch is full (or when forced). */
+  private async emit(parts: Buffer[], force = false): Promise<void> {
+    for (const p of parts) {
+      this.batch.push(p);
+      this.batched += p.length;
+    }
+    if (!force && this.batched < WRITE_BATCH) return;
+    const handle = this.handle as FileHandle;
+    while (this.batch.length > 0) {
+      const slice = this.batch.splice(0, MAX_IOV);
+      const bytes = slice.reduce((n, b) => n + b.length, 0);
+      const { bytesWritten } = await handle.writev(slice);
+      if (bytesWritten !== bytes) throw new Error(`short write to ${this.path}`);
+      this.size += bytesWritten;
+    }
+    this.batched = 0;
   }
 
   /** End the chunk: waits for the temp file to be complete and names the chunk. */
   async finish(): Promise<EncodedChunk> {
-    if (this.input === undefined) this.start();
-    (this.input as PassThrough).end();
-    await this.done;
-    return {
-      id: this.hmac.digest(),
-      codec: this.codec,
-      rawLength: this.rawLength,
-      size: (this.out as WriteStream).bytesWritten,
-      headerLength: this.key.header.length,
-    };
+    if (!this.started) await this.start();
+    if (this.deflate) {
+      this.deflate.end();
+      await this.draining;
+    }
+    await this.emit((this.writer as SeipdWriter).final(), true);
+    await (this.handle as FileHandle).close();
+    this.handle = undefined;
+    return { id: this.hmac.digest(), codec: this.codec, rawLength: this.rawLength, size: this.size, headerLength: this.key.header.length };
   }
 
   /** Abandon the chunk (on error or cancel); the caller removes the file. */
-  abort(): void {
-    this.input?.destroy();
-    this.out?.destroy();
+  async abort(): Promise<void> {
+    this.deflate?.destroy();
+    await this.handle?.close().catch(() => undefined);
   }
 }

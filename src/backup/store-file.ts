@@ -118,7 +118,7 @@ async function storeLarge(ctx: StoreContext, handle: FileHandle): Promise<Stored
     }
   } catch (err) {
     if (open) {
-      open.encoder.abort();
+      await open.encoder.abort();
       await rm(open.path, { force: true });
       ctx.budget.release(ctx.chunkReserve);
     }

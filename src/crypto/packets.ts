@@ -24,49 +24,64 @@ export function definiteLength(length: number): Buffer {
   return b;
 }
 
-/** log2 of the partial body block size: 64 KiB blocks keep the framer's buffer small. */
+/** log2 of the partial body block size. */
 const PARTIAL_POWER = 16;
 const PARTIAL_SIZE = 1 << PARTIAL_POWER;
+const PARTIAL_HEADER = Buffer.of(0xe0 | PARTIAL_POWER);
 
 /**
  * Frames a packet body of unknown length with partial body lengths (RFC 9580 4.2.1.4), so a packet
- * can be streamed without knowing its size: full 64 KiB blocks, then a definite-length tail.
+ * can be streamed without knowing its size: full 64 KiB parts, then a definite-length tail. It returns
+ * views of the bytes it was given instead of copying them, so callers must not reuse pushed buffers.
  */
 export class PartialBodyFramer {
-  private block = Buffer.allocUnsafe(PARTIAL_SIZE);
-  private filled = 0;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
   private started = false;
 
   constructor(private readonly tag: number) {}
 
   /** Add body bytes; returns the framed bytes ready to be written (possibly none). */
-  push(data: Uint8Array): Buffer[] {
+  push(data: Buffer): Buffer[] {
+    if (data.length === 0) return [];
+    this.pending.push(data);
+    this.pendingBytes += data.length;
     const out: Buffer[] = [];
-    let pos = 0;
-    while (pos < data.length) {
-      const n = Math.min(PARTIAL_SIZE - this.filled, data.length - pos);
-      this.block.set(data.subarray(pos, pos + n), this.filled);
-      this.filled += n;
-      pos += n;
-      if (this.filled === PARTIAL_SIZE) {
-        out.push(this.startByte(), Buffer.of(0xe0 | PARTIAL_POWER), this.block);
-        this.block = Buffer.allocUnsafe(PARTIAL_SIZE);
-        this.filled = 0;
+    while (this.pendingBytes >= PARTIAL_SIZE) {
+      this.start(out);
+      out.push(PARTIAL_HEADER);
+      let need = PARTIAL_SIZE;
+      while (need > 0) {
+        const head = this.pending[0] as Buffer;
+        if (head.length <= need) {
+          out.push(head);
+          this.pending.shift();
+          need -= head.length;
+        } else {
+          out.push(head.subarray(0, need));
+          this.pending[0] = head.subarray(need);
+          need = 0;
+        }
       }
+      this.pendingBytes -= PARTIAL_SIZE;
     }
-    return out.filter((b) => b.length > 0);
+    return out;
   }
 
-  /** Close the packet: the last block always carries a definite length (possibly zero). */
+  /** Close the packet: the last part always carries a definite length (possibly zero). */
   finish(): Buffer[] {
-    const tail = this.block.subarray(0, this.filled);
-    return [this.startByte(), definiteLength(tail.length), tail].filter((b) => b.length > 0);
+    const out: Buffer[] = [];
+    this.start(out);
+    out.push(definiteLength(this.pendingBytes), ...this.pending);
+    this.pending = [];
+    this.pendingBytes = 0;
+    return out;
   }
 
-  private startByte(): Buffer {
-    if (this.started) return Buffer.alloc(0);
+  private start(out: Buffer[]): void {
+    if (this.started) return;
     this.started = true;
-    return Buffer.of(0xc0 | this.tag);
+    out.push(Buffer.of(0xc0 | this.tag));
   }
 }
 

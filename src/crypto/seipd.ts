@@ -34,66 +34,103 @@ export interface SeipdOptions {
   filename?: string;
 }
 
+function asBuffer(data: Uint8Array | string): Buffer {
+  if (typeof data === 'string') return Buffer.from(data);
+  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
 /**
- * Streaming encryptor: plaintext in, one complete SEIPDv2 packet (wrapping a Literal Data packet) out.
- * Use as a stream.pipeline stage; it holds at most one AEAD chunk and one framing block.
+ * Synchronous SEIPDv2 encryptor: plaintext in, bytes of one complete packet (wrapping a Literal Data
+ * packet) out. It holds one AEAD chunk; its output is views, so callers write it before pushing more.
+ * Pushed buffers must not be reused by the caller (the framer keeps views of them).
  */
-export function seipdEncryptor(options: SeipdOptions): (source: AsyncIterable<Uint8Array | string>) => AsyncGenerator<Buffer> {
-  return async function* encrypt(source) {
+export class SeipdWriter {
+  private readonly key: Buffer;
+  private readonly nonce: Buffer;
+  private readonly outer = new PartialBodyFramer(PacketTag.seipd);
+  private readonly literal = new PartialBodyFramer(PacketTag.literal);
+  private readonly chunk = Buffer.allocUnsafe(CHUNK_SIZE);
+  private filled = 0;
+  private index = 0n;
+  private total = 0;
+  private out: Buffer[] = [];
+
+  constructor(options: SeipdOptions) {
     const salt = randomBytes(SALT_LENGTH);
     const derived = Buffer.from(hkdfSync('sha256', options.sessionKey, salt, ADATA, KEY_LENGTH + IV_LENGTH));
-    const key = derived.subarray(0, KEY_LENGTH);
-    const nonce = Buffer.from(derived.subarray(KEY_LENGTH));
-    const outer = new PartialBodyFramer(PacketTag.seipd);
-    const literal = new PartialBodyFramer(PacketTag.literal);
-    const chunk = Buffer.allocUnsafe(CHUNK_SIZE);
-    let filled = 0;
-    let index = 0n;
-    let total = 0;
-
-    const seal = (data: Buffer, adata: Buffer): Buffer[] => {
-      nonce.writeBigUInt64BE(index, IV_LENGTH - 8);
-      const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_LENGTH });
-      cipher.setAAD(adata);
-      const out = [cipher.update(data), cipher.final(), cipher.getAuthTag()];
-      index++;
-      // One buffer per AEAD chunk: large writes downstream instead of many small ones.
-      return [Buffer.concat(out.flatMap((b) => outer.push(b)))];
-    };
-    // Plaintext of the AEAD layer is the framed literal packet; it is cut into fixed-size chunks.
-    function* feed(bytes: Buffer[]): Generator<Buffer> {
-      for (const b of bytes) {
-        let pos = 0;
-        while (pos < b.length) {
-          const n = Math.min(CHUNK_SIZE - filled, b.length - pos);
-          b.copy(chunk, filled, pos, pos + n);
-          filled += n;
-          pos += n;
-          if (filled === CHUNK_SIZE) {
-            total += filled;
-            // seal() has copied the chunk into ciphertext, so the buffer is reused: less GC churn.
-            yield* seal(chunk, ADATA);
-            filled = 0;
-          }
-        }
-      }
-    }
-
-    yield* outer.push(Buffer.concat([Buffer.of(VERSION, CIPHER_AES256, AEAD_GCM, CHUNK_SIZE_BYTE), salt]));
+    this.key = derived.subarray(0, KEY_LENGTH);
+    this.nonce = Buffer.from(derived.subarray(KEY_LENGTH));
     const name = Buffer.from(options.filename ?? '', 'utf8');
-    if (name.length > 255) throw new Error('literal filename longer than 255 bytes');
-    yield* feed(literal.push(Buffer.concat([Buffer.of(0x62, name.length), name, Buffer.alloc(4)])));
-    for await (const data of source) yield* feed(literal.push(typeof data === 'string' ? Buffer.from(data) : data));
-    yield* feed(literal.finish());
-    if (filled > 0 || index === 0n) {
-      total += filled;
-      yield* seal(chunk.subarray(0, filled), ADATA);
+    if (name.length > 255) throw new RangeError('literal filename longer than 255 bytes');
+    this.out.push(...this.outer.push(Buffer.concat([Buffer.of(VERSION, CIPHER_AES256, AEAD_GCM, CHUNK_SIZE_BYTE), salt])));
+    this.feed(this.literal.push(Buffer.concat([Buffer.of(0x62, name.length), name, Buffer.alloc(4)])));
+  }
+
+  /** Encrypt more plaintext; returns the packet bytes that are ready. */
+  update(data: Uint8Array | string): Buffer[] {
+    this.feed(this.literal.push(asBuffer(data)));
+    return this.take();
+  }
+
+  /** End the packet; returns its last bytes, including the final tag. */
+  final(): Buffer[] {
+    this.feed(this.literal.finish());
+    if (this.filled > 0 || this.index === 0n) {
+      this.total += this.filled;
+      this.seal(this.chunk.subarray(0, this.filled), ADATA);
     }
     const finalAdata = Buffer.alloc(ADATA.length + 8);
     ADATA.copy(finalAdata);
-    finalAdata.writeBigUInt64BE(BigInt(total), ADATA.length);
+    finalAdata.writeBigUInt64BE(BigInt(this.total), ADATA.length);
     // The final tag authenticates the total length, so truncation at a chunk boundary is detected.
-    yield* seal(Buffer.alloc(0), finalAdata);
-    yield* outer.finish();
+    this.seal(Buffer.alloc(0), finalAdata);
+    this.out.push(...this.outer.finish());
+    return this.take();
+  }
+
+  private take(): Buffer[] {
+    const out = this.out;
+    this.out = [];
+    return out;
+  }
+
+  private seal(data: Buffer, adata: Buffer): void {
+    this.nonce.writeBigUInt64BE(this.index, IV_LENGTH - 8);
+    const cipher = createCipheriv('aes-256-gcm', this.key, this.nonce, { authTagLength: TAG_LENGTH });
+    cipher.setAAD(adata);
+    const sealed = [cipher.update(data), cipher.final(), cipher.getAuthTag()];
+    this.index++;
+    for (const b of sealed) this.out.push(...this.outer.push(b));
+  }
+
+  // Plaintext of the AEAD layer is the framed literal packet; it is cut into fixed-size chunks.
+  private feed(bytes: Buffer[]): void {
+    for (const b of bytes) {
+      let pos = 0;
+      while (pos < b.length) {
+        const n = Math.min(CHUNK_SIZE - this.filled, b.length - pos);
+        b.copy(this.chunk, this.filled, pos, pos + n);
+        this.filled += n;
+        pos += n;
+        if (this.filled === CHUNK_SIZE) {
+          this.total += this.filled;
+          // seal() copies the chunk into ciphertext, so the buffer is reused: less GC churn.
+          this.seal(this.chunk, ADATA);
+          this.filled = 0;
+        }
+      }
+    }
+  }
+}
+
+/** SeipdWriter as a stream.pipeline stage, yielding one buffer per batch of output. */
+export function seipdEncryptor(options: SeipdOptions): (source: AsyncIterable<Uint8Array | string>) => AsyncGenerator<Buffer> {
+  return async function* encrypt(source) {
+    const writer = new SeipdWriter(options);
+    for await (const data of source) {
+      const out = writer.update(data);
+      if (out.length > 0) yield Buffer.concat(out);
+    }
+    yield Buffer.concat(writer.final());
   };
 }
