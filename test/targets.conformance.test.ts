@@ -10,11 +10,11 @@ import { FilesystemTarget } from '../src/targets/filesystem/filesystem.js';
 import { S3Target } from '../src/targets/s3/s3.js';
 import { SftpTarget } from '../src/targets/sftp/sftp.js';
 import type { ObjectInfo, Target } from '../src/targets/target.js';
-import { sha256Of, writeRandomFile } from './helpers/files.js';
+import { sha256File, writePseudoRandom } from './helpers/data.js';
 import { startCuttingProxy } from './helpers/proxy.js';
 import { startS3Server, type S3Server } from './helpers/s3server.js';
 import { startSshd, type Sshd } from './helpers/sshd.js';
-import { s3TestConfig, sftpTestConfig } from './helpers/targets.js';
+import { s3TestConfig, sftpTestConfig, sha256Of } from './helpers/targets.js';
 
 const MiB = 1024 * 1024;
 const LARGE = 100 * MiB;
@@ -35,7 +35,8 @@ let large: { path: string; sha256: string };
 before(async () => {
   scratch = await mkdtemp(join(tmpdir(), 'kbrackup-conformance-'));
   const path = join(scratch, 'large.bin');
-  large = { path, sha256: await writeRandomFile(path, LARGE) };
+  await writePseudoRandom(path, LARGE);
+  large = { path, sha256: await sha256File(path) };
 });
 
 after(async () => {
@@ -172,9 +173,9 @@ function conformance(backend: () => Promise<Backend>): void {
   });
 }
 
-// The backends run side by side: each waits mostly on its own server process.
+// The backends run side by side (each waits mostly on its own server process), each one's tests in order.
 describe('target conformance', { concurrency: 3 }, () => {
-  describe('filesystem target', () => {
+  describe('filesystem target', { concurrency: 1 }, () => {
     conformance(async () => {
       const root = await mkdtemp(join(tmpdir(), 'kbrackup-fs-'));
       return {
@@ -185,7 +186,7 @@ describe('target conformance', { concurrency: 3 }, () => {
     });
   });
 
-  describe('s3 target (s3rver)', () => {
+  describe('s3 target (s3rver)', { concurrency: 1 }, () => {
     conformance(async () => {
       const server: S3Server = await startS3Server(['kbrackup']);
       // Requests go through a pass-through proxy that counts them, to see which upload path was taken.
@@ -205,7 +206,7 @@ describe('target conformance', { concurrency: 3 }, () => {
     });
   });
 
-  describe('sftp target (OpenSSH sshd)', () => {
+  describe('sftp target (OpenSSH sshd)', { concurrency: 1 }, () => {
     conformance(async () => {
       const sshd: Sshd = await startSshd();
       const config = await sftpTestConfig(sshd, join(sshd.dataDir, 'backups', 'repo'));

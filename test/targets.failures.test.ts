@@ -16,11 +16,11 @@ import { S3Target } from '../src/targets/s3/s3.js';
 import { sftpConfig } from '../src/targets/sftp/config.js';
 import { SftpTarget } from '../src/targets/sftp/sftp.js';
 import type { Target } from '../src/targets/target.js';
-import { sha256Of, writeRandomFile } from './helpers/files.js';
+import { sha256File, writePseudoRandom } from './helpers/data.js';
 import { startCuttingProxy } from './helpers/proxy.js';
 import { startS3Server, type S3Server } from './helpers/s3server.js';
 import { startSshd, type Sshd } from './helpers/sshd.js';
-import { s3TestConfig, sftpTestConfig, targetOptions } from './helpers/targets.js';
+import { s3TestConfig, sftpTestConfig, sha256Of, targetOptions } from './helpers/targets.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -33,7 +33,8 @@ let upload: { path: string; sha256: string };
 before(async () => {
   [s3, sshd, scratch] = await Promise.all([startS3Server(['kbrackup']), startSshd(), mkdtemp(join(tmpdir(), 'kbrackup-failures-'))]);
   const path = join(scratch, 'upload.bin');
-  upload = { path, sha256: await writeRandomFile(path, 12 * MiB) };
+  await writePseudoRandom(path, 12 * MiB);
+  upload = { path, sha256: await sha256File(path) };
 });
 
 after(async () => {

@@ -21,7 +21,7 @@ export async function startS3Server(buckets: string[] = ['kbrackup']): Promise<S
   const directory = await mkdtemp(join(tmpdir(), 'kbrackup-s3rver-'));
   const main = fileURLToPath(new URL('./s3rver-main.cjs', import.meta.url));
   // s3rver encrypts ListObjectsV2 continuation tokens with DES, which OpenSSL 3 only has in its legacy provider.
-  const child = spawn(process.execPath, ['--openssl-legacy-provider', main, directory, ...buckets], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--openssl-legacy-provider', main, directory, ...buckets], { stdio: ['pipe', 'pipe', 'pipe'] });
   child.stderr.resume();
   try {
     const match = await waitForLine(child, 'stdout', /^\{"port":(\d+)\}$/, 's3rver');

@@ -8,6 +8,7 @@ import { stopChild, waitForLine } from './process.js';
 
 const run = promisify(execFile);
 const SSHD = '/usr/sbin/sshd';
+const SETPRIV = '/usr/bin/setpriv';
 
 /** A running OpenSSH server for tests, with the files a client needs to reach it. */
 export interface Sshd {
@@ -93,7 +94,8 @@ export async function startSshd(): Promise<Sshd> {
     );
     const knownHosts = join(dir, 'known_hosts');
     await writeFile(knownHosts, `[127.0.0.1]:${port} ${hostPublicKey}\n`);
-    const child = spawn(SSHD, ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // setpriv makes the kernel stop sshd when this process dies, so a killed test run leaves no server behind.
+    const child = spawn(SETPRIV, ['--pdeathsig', 'TERM', SSHD, '-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
     try {
       await waitForLine(child, 'stderr', /Server listening on 127\.0\.0\.1 port/, 'sshd');
     } catch (err) {

@@ -1,3 +1,6 @@
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { TargetOptions } from '../../src/targets/open.js';
 import { S3_DEFAULTS, type S3Config } from '../../src/targets/s3/config.js';
 import { sftpConfig, type SftpConfig } from '../../src/targets/sftp/config.js';
@@ -44,4 +47,11 @@ export function s3TestConfig(server: Pick<S3Server, 'endpoint' | 'accessKeyId' |
 export async function sftpTestConfig(sshd: Sshd, path: string, overrides: Partial<TargetOptions> = {}): Promise<SftpConfig> {
   const options = targetOptions({ sftpKey: sshd.userKey, sftpKnownHosts: sshd.knownHosts, ...overrides });
   return { ...(await sftpConfig({ user: sshd.user, host: sshd.host, port: sshd.port, path }, options)), connectTimeoutMs: 5_000 };
+}
+
+/** SHA-256 (hex) of everything a stream yields, read with back-pressure. */
+export async function sha256Of(stream: Readable): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(stream, hash);
+  return hash.digest('hex');
 }

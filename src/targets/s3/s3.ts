@@ -38,6 +38,9 @@ export class S3Target implements Target {
   private multiDelete = true;
 
   constructor(private readonly config: S3Config) {
+    // On Node 20 the SDK prints a multi-line notice that it will need Node 22 from 2027; a text block on
+    // stderr would break the JSON log stream (the image runs Node 24). An explicit user setting wins.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     const endpoint = config.endpoint ? redactUrl(config.endpoint) : undefined;
     this.description = `s3://${config.bucket}${config.prefix ? `/${config.prefix}` : ''}${endpoint ? ` at ${endpoint}` : ''}`;
     this.ctx = { target: this.description, bucket: config.bucket, endpoint };
