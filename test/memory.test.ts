@@ -42,7 +42,7 @@ describe('memory stays flat whatever the file and chunk size', () => {
     const backups: number[] = [];
     const restores: number[] = [];
     for (const c of cases) {
-      const fx = await makeFixture(['--chunk-size', c.chunk]);
+      const fx = await makeFixture(['--chunker', 'fixed', '--chunk-size', c.chunk]);
       fixtures.push(fx);
       const b = expectCode(await runCli(['backup', '--repo', fx.repo, '--credentials', fx.cred, c.source]), 0);
       const out = join(fx.dir, 'out');

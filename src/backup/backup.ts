@@ -2,12 +2,16 @@ import { access, constants, lstat, mkdtemp, rm } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, join } from 'node:path';
+import { FastCdc } from '../chunker/fastcdc.js';
 import { FixedCutter } from '../chunker/fixed.js';
 import type { Cutter } from '../chunker/cutter.js';
 import { formatSize } from '../config/sizes.js';
 import { ConfigError, KbrackupError, describeError } from '../errors.js';
-import { newIndexName } from '../repo/index-objects.js';
+import { newIndexName, readIndexObjects } from '../repo/index-objects.js';
+import { DiskIndex } from '../repo/index/disk-index.js';
+import { encodeIndexEntries } from '../repo/index/records.js';
 import { sealToFile } from '../repo/objects.js';
+import { parseChunkLine } from '../repo/tree-reader.js';
 import { Layout } from '../repo/layout.js';
 import type { Repository } from '../repo/repository.js';
 import { writeSnapshot, type Snapshot, type SnapshotSummary } from '../repo/snapshot.js';
@@ -16,7 +20,7 @@ import { ByteBudget, Limiter } from './budget.js';
 import type { ChunkIndex } from './chunk-index.js';
 import { ChunkList } from './chunk-list.js';
 import { compileExcludes } from './exclude.js';
-import { MemoryIndex } from './memory-index.js';
+import { PreviousTree, type PreviousEntry } from './previous.js';
 import { Packer } from './packer.js';
 import { Progress } from './progress.js';
 import { SessionKeys } from './session-keys.js';
@@ -37,6 +41,8 @@ export interface BackupOptions {
   workers: number;
   uploads: number;
   programVersion: string;
+  /** Re-read every file even when the previous snapshot says it is unchanged. */
+  force: boolean;
   signal: AbortSignal;
 }
 
@@ -63,10 +69,11 @@ function maxChunk(repo: Repository): number {
   return c.algorithm === 'fixed' ? c.size : c.max;
 }
 
-function newCutter(repo: Repository): Cutter {
+function newCutter(repo: Repository, seed: Buffer): Cutter {
   const c = repo.config.chunker;
   if (c.algorithm === 'fixed') return new FixedCutter(c.size);
-  throw new KbrackupError(`this kbrackup cannot cut chunks with "${c.algorithm}"; use a newer kbrackup`);
+  if (c.algorithm === 'fastcdc') return new FastCdc(c, seed);
+  throw new KbrackupError(`this kbrackup cannot cut chunks with "${(c as { algorithm: string }).algorithm}"; use a newer kbrackup`);
 }
 
 async function checkTempDir(dir: string): Promise<void> {
@@ -111,9 +118,13 @@ export async function runBackup(repo: Repository, options: BackupOptions, observ
   }
   const runDir = await mkdtemp(join(options.tempDir, 'kbrackup-'));
   const started = new Date();
-  const index: ChunkIndex = new MemoryIndex();
   const added = new ChunkList(runDir);
+  let index: DiskIndex | undefined;
+  let previous: PreviousTree | undefined;
   try {
+    index = await DiskIndex.build(runDir, readIndexObjects(repo.target, repo.unsealing));
+    previous = await PreviousTree.open(repo, options.source, runDir);
+    const known = index;
     const budget = new ByteBudget(limit);
     const keys = new SessionKeys(repo.contentSealing);
     let dataAddedPacked = 0;
@@ -122,12 +133,11 @@ export async function runBackup(repo: Repository, options: BackupOptions, observ
     });
     const packer = new Packer(runDir, repo.config.packSize, packReserve, budget, uploader, keys);
     const recording: ChunkIndex = {
-      lookup: (id) => index.lookup(id),
+      lookup: (id) => known.lookup(id),
       add: async (id, location) => {
-        await index.add(id, location);
-        await added.add({ id: id.toString('hex'), ...location });
+        if (await known.add(id, location)) await added.add({ id: id.toString('hex'), ...location });
       },
-      close: () => index.close(),
+      close: () => known.close(),
     };
     const ctx: StoreContext = {
       tempDir: runDir,
@@ -139,7 +149,7 @@ export async function runBackup(repo: Repository, options: BackupOptions, observ
       keys,
       index: recording,
       idKey: secrets.chunkIdKey,
-      newCutter: () => newCutter(repo),
+      newCutter: () => newCutter(repo, secrets.chunkerSeed),
       signal: options.signal,
       onRead: (n) => {
         progress.bytesRead += n;
@@ -148,44 +158,57 @@ export async function runBackup(repo: Repository, options: BackupOptions, observ
         progress.dataAdded += n;
       },
     };
-    const counts = { filesNew: 0, dirs: 0 };
+    const counts = { filesNew: 0, filesChanged: 0, filesUnmodified: 0, dirsNew: 0, dirsChanged: 0, dirsUnmodified: 0 };
     const workers = new Limiter(options.workers);
 
     type Done = { entry: TreeEntry; stored?: StoredFile } | undefined;
-    const processItem = async (item: WalkItem): Promise<Done> => {
+    const fileEntry = (item: WalkItem, size: number, sha256: string, chunks: number): FileEntry => ({
+      type: 'file',
+      ...baseEntry(item.path, item.stat),
+      size,
+      ctime: item.stat.ctimeNs.toString(),
+      ino: item.stat.ino.toString(),
+      sha256,
+      chunks,
+    });
+    const processItem = async (item: WalkItem, prev: PreviousEntry | undefined): Promise<Done> => {
       switch (item.kind) {
-        case 'dir':
-          counts.dirs++;
+        case 'dir': {
+          const before = prev?.entry;
+          if (!before) counts.dirsNew++;
+          else if (before.type === 'dir' && before.mtime === item.stat.mtimeNs.toString() && before.mode === Number(item.stat.mode & 0o7777n)) counts.dirsUnmodified++;
+          else counts.dirsChanged++;
           return { entry: { type: 'dir', ...baseEntry(item.path, item.stat) } };
+        }
         case 'symlink':
           return { entry: { type: 'symlink', ...baseEntry(item.path, item.stat), target: item.linkTarget ?? '' } };
         case 'special':
           observer.warn(item.path, 'skipped: sockets, devices and fifos are not backed up');
           return undefined;
         case 'file':
+          if (prev?.chunks && prev.entry.type === 'file') {
+            // Unchanged since the previous snapshot: its chunk list is reused and no byte is read.
+            counts.filesUnmodified++;
+            progress.filesDone++;
+            progress.bytesDone += prev.entry.size;
+            return { entry: fileEntry(item, prev.entry.size, prev.entry.sha256, prev.entry.chunks), stored: { size: prev.entry.size, sha256: prev.entry.sha256, chunks: prev.chunks } };
+          }
           return workers.run(async () => {
             options.signal.throwIfAborted();
             progress.current.add(item.path);
             try {
-              const stored = await storeFile(ctx, item.absolute, item.stat);
+              const changed = prev?.entry.type === 'file';
+              const stored = await storeFile(ctx, item.absolute, item.stat, changed);
               const after = await lstat(item.absolute, { bigint: true }).catch(() => undefined);
               if (!after || changedSince(item.stat, after) || BigInt(stored.size) !== item.stat.size) {
                 progress.errors++;
                 observer.error(item.path, 'archival', new Error('file changed while it was being backed up; stored as read'));
               }
-              counts.filesNew++;
+              if (changed) counts.filesChanged++;
+              else counts.filesNew++;
               progress.filesDone++;
               progress.bytesDone += stored.size;
-              const entry: FileEntry = {
-                type: 'file',
-                ...baseEntry(item.path, item.stat),
-                size: stored.size,
-                ctime: item.stat.ctimeNs.toString(),
-                ino: item.stat.ino.toString(),
-                sha256: stored.sha256,
-                chunks: stored.chunks.count,
-              };
-              return { entry, stored };
+              return { entry: fileEntry(item, stored.size, stored.sha256, stored.chunks.count), stored };
             } catch (err) {
               if (options.signal.aborted || err instanceof KbrackupError) throw err;
               progress.errors++;
@@ -197,6 +220,14 @@ export async function runBackup(repo: Repository, options: BackupOptions, observ
           });
       }
     };
+    const unchanged = (item: WalkItem) => (entry: TreeEntry) =>
+      !options.force &&
+      item.kind === 'file' &&
+      entry.type === 'file' &&
+      entry.size === Number(item.stat.size) &&
+      entry.mtime === item.stat.mtimeNs.toString() &&
+      entry.ctime === item.stat.ctimeNs.toString() &&
+      entry.ino === item.stat.ino.toString();
 
     async function* treeLines(): AsyncGenerator<string> {
       const window: Promise<Done>[] = [];
@@ -218,7 +249,8 @@ export async function runBackup(repo: Repository, options: BackupOptions, observ
           })();
       for await (const item of rootItems) {
         options.signal.throwIfAborted();
-        const job = processItem(item);
+        const prev = previous ? await previous.find(item.path, unchanged(item)) : undefined;
+        const job = processItem(item, prev);
         job.catch(() => undefined);
         window.push(job);
         while (window.length >= WINDOW) yield* emit(await (window.shift() as Promise<Done>));
@@ -233,9 +265,13 @@ export async function runBackup(repo: Repository, options: BackupOptions, observ
     // Order matters for crash safety: data, then index, then tree, then the snapshot that makes it visible.
     if (added.count > 0) {
       const indexPath = join(runDir, 'index');
-      const size = await sealToFile(indexPath, (async function* () {
-        for await (const line of added.read()) yield `${line}\n`;
-      })(), repo.metaSealing);
+      const entries = (async function* () {
+        for await (const line of added.read()) {
+          const ref = parseChunkLine(line, 'the index of this run');
+          yield { id: Buffer.from(ref.id, 'hex'), loc: ref };
+        }
+      })();
+      const size = await sealToFile(indexPath, encodeIndexEntries(entries), repo.metaSealing);
       await repo.target.put(newIndexName(), { file: indexPath, size, consumable: true });
     }
     const treeName = Layout.tree(randomBytes(32).toString('hex'));
@@ -245,11 +281,11 @@ export async function runBackup(repo: Repository, options: BackupOptions, observ
       backup_start: started.toISOString(),
       backup_end: ended.toISOString(),
       files_new: counts.filesNew,
-      files_changed: 0,
-      files_unmodified: 0,
-      dirs_new: counts.dirs,
-      dirs_changed: 0,
-      dirs_unmodified: 0,
+      files_changed: counts.filesChanged,
+      files_unmodified: counts.filesUnmodified,
+      dirs_new: counts.dirsNew,
+      dirs_changed: counts.dirsChanged,
+      dirs_unmodified: counts.dirsUnmodified,
       data_added: progress.dataAdded,
       data_added_packed: dataAddedPacked,
       total_files_processed: progress.filesDone,
@@ -265,6 +301,7 @@ export async function runBackup(repo: Repository, options: BackupOptions, observ
       hostname: options.hostname,
       username: options.username,
       tags: options.tags,
+      ...(previous ? { parent: previous.snapshot.id } : {}),
       program_version: options.programVersion,
       tree: treeName,
       summary,
@@ -272,7 +309,7 @@ export async function runBackup(repo: Repository, options: BackupOptions, observ
     await writeSnapshot(repo, snapshot);
     return { snapshot, summary };
   } finally {
-    await index.close();
+    await index?.close();
     await rm(runDir, { recursive: true, force: true });
   }
 }

@@ -5,7 +5,7 @@ import type { BigIntStats } from 'node:fs';
 import type { Cutter } from '../chunker/cutter.js';
 import { chooseCodec } from '../compress/codec.js';
 import { Layout } from '../repo/layout.js';
-import type { BlobLocation } from '../repo/tree.js';
+import type { BlobLocation, ChunkRef } from '../repo/tree.js';
 import type { ByteBudget } from './budget.js';
 import { ChunkEncoder } from './chunk-encoder.js';
 import type { ChunkIndex } from './chunk-index.js';
@@ -43,8 +43,15 @@ export interface StoredFile {
 /** Read size for large files: big enough for few syscalls, small enough for many workers in 64 MiB. */
 const READ_SIZE = 256 * 1024;
 
-/** Store a file's content; small files go into packs, large ones are cut into chunk objects. */
-export async function storeFile(ctx: StoreContext, path: string, stat: BigIntStats): Promise<StoredFile> {
+/** The bytes of a chunk read in the scan differ from those read to encrypt it: the file is being written. */
+class ChangedDuringRead extends Error {}
+
+/**
+ * Store a file's content; small files go into packs, large ones are cut into chunk objects. A file with a
+ * previous version (`changed`) is scanned first and only its new chunks are read again and encrypted;
+ * a new file goes in one pass (DESIGN.md: under a pod's memory limit a second read may hit the disk).
+ */
+export async function storeFile(ctx: StoreContext, path: string, stat: BigIntStats, changed: boolean): Promise<StoredFile> {
   const handle = await open(path, 'r');
   try {
     const size = Number(stat.size);
@@ -52,7 +59,15 @@ export async function storeFile(ctx: StoreContext, path: string, stat: BigIntSta
       const small = await storeSmall(ctx, handle, size);
       if (small) return small;
     }
-    return await storeLarge(ctx, handle);
+    if (changed) {
+      try {
+        return await storeLarge(ctx, handle, true);
+      } catch (err) {
+        if (!(err instanceof ChangedDuringRead)) throw err;
+        // One pass names every chunk by the bytes it encrypted, so ids and file hash stay consistent.
+      }
+    }
+    return await storeLarge(ctx, handle, false);
   } finally {
     await handle.close();
   }
@@ -84,11 +99,13 @@ async function storeSmall(ctx: StoreContext, handle: FileHandle, size: number): 
   return { size: got, sha256: createHash('sha256').update(data).digest('hex'), chunks };
 }
 
-async function storeLarge(ctx: StoreContext, handle: FileHandle): Promise<StoredFile> {
+async function storeLarge(ctx: StoreContext, handle: FileHandle, scanFirst: boolean): Promise<StoredFile> {
   const cutter = ctx.newCutter();
   const fileHash = createHash('sha256');
   const chunks = new ChunkList(ctx.tempDir);
   let open: { encoder: ChunkEncoder; path: string } | undefined;
+  let scan = createHmac('sha256', ctx.idKey);
+  let chunkStart = 0;
   let pos = 0;
   try {
     for (;;) {
@@ -97,21 +114,34 @@ async function storeLarge(ctx: StoreContext, handle: FileHandle): Promise<Stored
       const buf = Buffer.allocUnsafe(READ_SIZE);
       const { bytesRead } = await handle.read(buf, 0, READ_SIZE, pos);
       if (bytesRead === 0) break;
-      pos += bytesRead;
       ctx.onRead(bytesRead);
       let data = buf.subarray(0, bytesRead);
       fileHash.update(data);
+      let at = pos;
+      pos += bytesRead;
       while (data.length > 0) {
         const { consumed, boundary } = cutter.update(data);
-        open ??= await openChunk(ctx);
-        await open.encoder.write(data.subarray(0, consumed));
+        const piece = data.subarray(0, consumed);
+        at += consumed;
+        if (scanFirst) scan.update(piece);
+        else {
+          open ??= await openChunk(ctx);
+          await open.encoder.write(piece);
+        }
         if (boundary) {
-          await chunks.add(await closeChunk(ctx, open.encoder, open.path));
-          open = undefined;
+          if (scanFirst) {
+            await chunks.add(await scannedChunk(ctx, handle, chunkStart, at - chunkStart, scan.digest()));
+            scan = createHmac('sha256', ctx.idKey);
+          } else {
+            await chunks.add(await closeChunk(ctx, (open as { encoder: ChunkEncoder }).encoder, (open as { path: string }).path));
+            open = undefined;
+          }
+          chunkStart = at;
         }
         data = data.subarray(consumed);
       }
     }
+    if (scanFirst && pos > chunkStart) await chunks.add(await scannedChunk(ctx, handle, chunkStart, pos - chunkStart, scan.digest()));
     if (open) {
       await chunks.add(await closeChunk(ctx, open.encoder, open.path));
       open = undefined;
@@ -126,6 +156,32 @@ async function storeLarge(ctx: StoreContext, handle: FileHandle): Promise<Stored
     throw err;
   }
   return { size: pos, sha256: fileHash.digest('hex'), chunks };
+}
+
+/** A chunk found by the scan: known ids are referenced; a new one is read again and encrypted. */
+async function scannedChunk(ctx: StoreContext, handle: FileHandle, offset: number, length: number, id: Buffer): Promise<ChunkRef> {
+  const known = await ctx.index.lookup(id);
+  if (known) return { id: id.toString('hex'), ...known };
+  const { encoder, path } = await openChunk(ctx);
+  try {
+    for (let done = 0; done < length; ) {
+      const buf = Buffer.allocUnsafe(Math.min(READ_SIZE, length - done));
+      const { bytesRead } = await handle.read(buf, 0, buf.length, offset + done);
+      if (bytesRead === 0) throw new ChangedDuringRead();
+      ctx.onRead(bytesRead);
+      await encoder.write(buf.subarray(0, bytesRead));
+      done += bytesRead;
+    }
+  } catch (err) {
+    await encoder.abort();
+    await rm(path, { force: true });
+    ctx.budget.release(ctx.chunkReserve);
+    throw err;
+  }
+  const ref = await closeChunk(ctx, encoder, path);
+  // Never store data under another chunk's id: a mismatch means the file changed between the passes.
+  if (ref.id !== id.toString('hex')) throw new ChangedDuringRead();
+  return ref;
 }
 
 async function openChunk(ctx: StoreContext): Promise<{ encoder: ChunkEncoder; path: string }> {

@@ -1,19 +1,14 @@
 import { createHash } from 'node:crypto';
 import { ConfigError } from '../errors.js';
+import type { Cutter } from './cutter.js';
+
+export type { Cutter };
 
 /** Chunk size bounds in bytes: every chunk but a file's last is at least `min` and at most `max` long. */
 export interface ChunkerParams {
   min: number;
   avg: number;
   max: number;
-}
-
-/** A stateful cutter: feed bytes in order; it says where the current chunk ends. */
-export interface Cutter {
-  /** Scan `data` (continuing the current chunk); returns how many leading bytes of `data` belong to the current chunk and whether the chunk ends right after them. */
-  update(data: Uint8Array): { consumed: number; boundary: boolean };
-  /** Start a new file. */
-  reset(): void;
 }
 
 /** Repository defaults: 512 KiB / 1 MiB / 8 MiB. */

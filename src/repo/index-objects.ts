@@ -1,24 +1,18 @@
-import { createInterface } from 'node:readline';
 import { randomBytes } from 'node:crypto';
-import type { Readable } from 'node:stream';
 import type { Unsealing } from '../crypto/envelope.js';
 import type { Target } from '../targets/target.js';
+import { decodeIndexEntries, type IndexEntry } from './index/records.js';
 import { Layout } from './layout.js';
 import { getSealed } from './objects.js';
-import type { ChunkRef } from './tree.js';
-import { parseChunkLine } from './tree-reader.js';
 
-/** A fresh name for the index object of one backup run. */
+/** A fresh name for an index object. */
 export function newIndexName(): string {
   return Layout.index(randomBytes(32).toString('hex'));
 }
 
-/** Every chunk the repository's index objects list, streamed object by object. */
-export async function* readIndexObjects(target: Target, unsealing: Unsealing): AsyncGenerator<ChunkRef> {
+/** Every entry of the repository's index objects, streamed object by object. */
+export async function* readIndexObjects(target: Target, unsealing: Unsealing): AsyncGenerator<IndexEntry> {
   for await (const object of target.list(Layout.indexDir)) {
-    const plain: Readable = await getSealed(target, object.name, unsealing);
-    for await (const line of createInterface({ input: plain, crlfDelay: Infinity })) {
-      if (line !== '') yield parseChunkLine(line, object.name);
-    }
+    yield* decodeIndexEntries(await getSealed(target, object.name, unsealing), object.name);
   }
 }

@@ -45,6 +45,7 @@ export async function backup(ctx: CommandContext): Promise<number> {
           workers: Math.max(1, config.get('workers')),
           uploads: Math.max(1, config.get('uploads')),
           programVersion: PROGRAM_VERSION,
+          force: config.get('force'),
           signal: ctx.signal,
         },
         {
