@@ -27,16 +27,17 @@ function openSocket(host: string, port: number, timeoutMs: number): Promise<Sock
 }
 
 /**
- * One authenticated SSH connection with its SFTP channel. Every call races the connection's end, because
- * ssh2 leaves some callbacks (e.g. fastPut's cleanup) unanswered forever when the socket dies.
+ * One authenticated SSH connection with its SFTP channel. Every call fails when the connection ends,
+ * because ssh2 leaves some callbacks (e.g. fastPut's cleanup) unanswered forever when the socket dies.
  */
 export class SftpConnection {
   private ended = false;
+  /** Rejecters of the calls in flight; a set rather than a race against one long-lived promise, which would keep every result alive. */
+  private readonly inFlight = new Set<(err: Error) => void>();
 
   private constructor(
     private readonly client: SftpClient,
     readonly sftp: SFTPWrapper,
-    private readonly lost: Promise<never>,
   ) {}
 
   /** Connects, checks the host key and logs in; refusals are permanent, network trouble transient. */
@@ -49,9 +50,6 @@ export class SftpConnection {
       throw new TargetError(description, undefined, `cannot connect to ${host}:${port}: ${describeError(err)}`, { transient: true, cause: err });
     }
     let refusal: string | undefined;
-    let markLost: (err: Error) => void = () => undefined;
-    const lost = new Promise<never>((_resolve, reject) => (markLost = reject));
-    lost.catch(() => undefined);
     // The wrapper's default event callbacks print to the console; ending is handled through `lost` instead.
     const quiet = (): void => undefined;
     const client = new SftpClient('kbrackup', { error: quiet, end: quiet, close: quiet });
@@ -71,11 +69,8 @@ export class SftpConnection {
           return verdict.ok;
         },
       });
-      const connection = new SftpConnection(client, sftp, lost);
-      const onEnd = (): void => {
-        connection.ended = true;
-        markLost(new Error('the SSH connection was lost'));
-      };
+      const connection = new SftpConnection(client, sftp);
+      const onEnd = (): void => connection.lose();
       client.on('close', onEnd);
       client.on('end', onEnd);
       sftp.on('close', onEnd);
@@ -96,9 +91,30 @@ export class SftpConnection {
     return !this.ended;
   }
 
+  private lose(): void {
+    this.ended = true;
+    for (const fail of this.inFlight) fail(new Error('the SSH connection was lost'));
+  }
+
   /** Runs one ssh2 SFTP call as a promise; rejects if it throws (e.g. an unsupported extension) or the connection ends first. */
   call<T = void>(fn: SftpCall<T>): Promise<T> {
-    return Promise.race([new Promise<T>((resolve, reject) => fn(this.sftp, (err, value) => (err ? reject(err) : resolve(value)))), this.lost]);
+    if (this.ended) return Promise.reject(new Error('the SSH connection was lost'));
+    return new Promise<T>((resolve, reject) => {
+      const fail = (err: Error): void => {
+        this.inFlight.delete(fail);
+        reject(err);
+      };
+      this.inFlight.add(fail);
+      try {
+        fn(this.sftp, (err, value) => {
+          this.inFlight.delete(fail);
+          if (err) reject(err);
+          else resolve(value);
+        });
+      } catch (err) {
+        fail(err as Error);
+      }
+    });
   }
 
   async end(): Promise<void> {
