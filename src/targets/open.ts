@@ -3,9 +3,7 @@ import { FilesystemTarget } from './filesystem/filesystem.js';
 import type { Location } from './location.js';
 import { RetryingTarget } from './retrying.js';
 import { s3Config } from './s3/config.js';
-import { S3Target } from './s3/s3.js';
 import { sftpConfig } from './sftp/config.js';
-import { SftpTarget } from './sftp/sftp.js';
 import type { Target } from './target.js';
 
 /** Backend settings taken from the configuration; each backend reads only its own. */
@@ -27,14 +25,21 @@ export interface TargetOptions {
   signal?: AbortSignal;
 }
 
+/** The AWS SDK (~26 MiB RSS once loaded) and ssh2 (~18 MiB) are imported only by runs that use them. */
 async function openPlain(location: Location, options: TargetOptions): Promise<Target> {
   switch (location.kind) {
     case 'filesystem':
       return new FilesystemTarget(location.path);
-    case 's3':
-      return new S3Target(s3Config(location, options));
-    case 'sftp':
-      return new SftpTarget(await sftpConfig(location, options));
+    case 's3': {
+      const config = s3Config(location, options);
+      const { S3Target } = await import('./s3/s3.js');
+      return new S3Target(config);
+    }
+    case 'sftp': {
+      const config = await sftpConfig(location, options);
+      const { SftpTarget } = await import('./sftp/sftp.js');
+      return new SftpTarget(config);
+    }
   }
 }
 

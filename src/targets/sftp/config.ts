@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
-import ssh2 from 'ssh2';
 import { ConfigError, describeError } from '../../errors.js';
 import type { TargetOptions } from '../open.js';
 import { allChecks, fingerprintCheck, knownHostsCheck, type HostKeyCheck } from './known-hosts.js';
@@ -60,6 +59,8 @@ export async function sftpConfig(
     options.sftpKeyPassphraseFile === ''
       ? undefined
       : (await readOption(options.sftpKeyPassphraseFile, '--sftp-key-passphrase-file', 'KBRACKUP_SFTP_KEY_PASSPHRASE_FILE')).toString('utf8').replace(/\r?\n$/, '');
+  // Loaded here, not at module load, so runs on other targets never pay for ssh2.
+  const { default: ssh2 } = await import('ssh2');
   const parsed = ssh2.utils.parseKey(privateKey, passphrase);
   if (parsed instanceof Error) {
     const hint = /passphrase/i.test(parsed.message)
