@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runCli } from './helpers/cli.js';
+import { POD_NODE_ARGS, runCli } from './helpers/cli.js';
 import { sha256File, writePseudoRandom } from './helpers/data.js';
 import { expectCode, makeFixture, type Fixture } from './helpers/repo.js';
 
@@ -44,9 +44,9 @@ describe('memory stays flat whatever the file and chunk size', () => {
     for (const c of cases) {
       const fx = await makeFixture(['--chunker', 'fixed', '--chunk-size', c.chunk]);
       fixtures.push(fx);
-      const b = expectCode(await runCli(['backup', '--repo', fx.repo, '--credentials', fx.cred, c.source]), 0);
+      const b = expectCode(await runCli(['backup', '--repo', fx.repo, '--credentials', fx.cred, c.source], { nodeArgs: POD_NODE_ARGS }), 0);
       const out = join(fx.dir, 'out');
-      const r = expectCode(await runCli(['restore', '--repo', fx.repo, '--key', fx.key, 'latest', '--target', out]), 0);
+      const r = expectCode(await runCli(['restore', '--repo', fx.repo, '--key', fx.key, 'latest', '--target', out], { nodeArgs: POD_NODE_ARGS }), 0);
       assert.equal(await sha256File(join(out, c.file)), await sha256File(join(c.source, c.file)), c.name);
       backups.push(b.peakRss);
       restores.push(r.peakRss);

@@ -122,7 +122,7 @@ export async function runBackup(repo: Repository, options: BackupOptions, observ
   let index: DiskIndex | undefined;
   let previous: PreviousTree | undefined;
   try {
-    index = await DiskIndex.build(runDir, readIndexObjects(repo.target, repo.unsealing));
+    index = await DiskIndex.buildFromRecords(runDir, readIndexObjects(repo.target, repo.unsealing));
     previous = await PreviousTree.open(repo, options.source, runDir);
     const known = index;
     const budget = new ByteBudget(limit);

@@ -7,6 +7,7 @@ import { backup } from './commands/backup.js';
 import { init } from './commands/init.js';
 import { keygen } from './commands/keygen.js';
 import { ls } from './commands/ls.js';
+import { repair } from './commands/repair.js';
 import { restore } from './commands/restore.js';
 import { snapshots } from './commands/snapshots.js';
 import type { CommandContext } from './context.js';
@@ -29,6 +30,7 @@ const COMMANDS: Record<string, Command> = {
   backup: { run: backup, usage: 'backup --repo REPO --credentials backup.cred [--json] PATH', options: [...COMMON, 'source', 'hostname', 'tags', 'exclude', 'tempLimit', 'workers', 'uploads', 'force', 'retries', ...S3, ...SFTP] },
   snapshots: { run: snapshots, usage: 'snapshots --repo REPO (--credentials F | --key F) [--json]', options: [...COMMON, 'source', ...S3, ...SFTP] },
   ls: { run: ls, usage: 'ls --repo REPO (--credentials F | --key F) SNAPSHOT|latest', options: [...COMMON, 'source', ...S3, ...SFTP] },
+  repair: { run: repair, usage: 'repair index --repo REPO --credentials F', options: [...COMMON, ...S3, ...SFTP] },
   restore: { run: restore, usage: 'restore --repo REPO --key owner.key.asc [--passphrase-file F] SNAPSHOT|latest --target DIR', options: [...COMMON, 'target', 'include', 'conflict', 'dryRun', 'source', ...S3, ...SFTP] },
 };
 

@@ -32,7 +32,8 @@ export function compressor(codec: Codec): Transform {
 
 /** A stream stage that decompresses a blob written with the codec; `object` names it in errors. */
 export function decompressor(codec: string, object: string): Transform {
-  if (codec === 'zlib') return createInflate();
+  // 64 KiB output pieces instead of 16 KiB: a quarter of the buffers for the garbage collector.
+  if (codec === 'zlib') return createInflate({ chunkSize: 64 * 1024 });
   if (codec === 'none') return new PassThrough();
   throw new IntegrityError(object, `compressed with "${codec}", which this kbrackup (Node ${process.version}) cannot decode; restore with a newer kbrackup/Node`);
 }

@@ -54,24 +54,60 @@ export async function sealSessionKey(sessionKey: SessionKey, sealing: Sealing): 
   return Buffer.concat(parts);
 }
 
-/** Length of the leading PKESK/SKESK packets of an object, given its first bytes (up to the first blob at most). */
-export function headerLength(start: Uint8Array, object: string): number {
+/**
+ * Where the key packets at the start of an object end (the offset of its first encrypted data packet),
+ * or undefined when `start` is too short to tell. `start` may end right after the key packets.
+ */
+function findHeaderEnd(start: Uint8Array, object: string, complete: boolean): number | undefined {
   let pos = 0;
   for (;;) {
     // The first blob of a pack starts right after the key packets, so the bytes read may end there.
-    if (pos > 0 && pos === start.length) return pos;
+    if (complete && pos > 0 && pos === start.length) return pos;
     let info;
     try {
       info = parsePacketHeader(start, pos);
     } catch {
-      info = undefined;
+      throw new IntegrityError(object, 'damaged: its key packets are not OpenPGP');
     }
-    if (info === undefined) throw new IntegrityError(object, 'damaged: no encrypted data packet in its first bytes');
+    if (info === undefined) {
+      if (complete || start.length >= MAX_HEADER_LENGTH) throw new IntegrityError(object, 'damaged: no encrypted data packet in its first bytes');
+      return undefined;
+    }
     if (info.tag === PacketTag.seipd) return pos;
     if ((info.tag !== PacketTag.pkesk && info.tag !== PacketTag.skesk) || info.bodyLength === undefined) {
       throw new IntegrityError(object, `damaged: unexpected OpenPGP packet tag ${info.tag} in its header`);
     }
     pos += info.headerLength + info.bodyLength;
+    if (!complete && pos >= start.length) return undefined;
+  }
+}
+
+/** Length of the leading PKESK/SKESK packets of an object, given its first bytes (up to the first blob at most). */
+export function headerLength(start: Uint8Array, object: string): number {
+  return findHeaderEnd(start, object, true) as number;
+}
+
+/** Split a whole object's stream into its key packets and the encrypted data packet that follows. */
+export async function splitHeader(stream: Readable, object: string): Promise<{ header: Buffer; rest: Readable }> {
+  const it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  let buf = Buffer.alloc(0);
+  for (;;) {
+    const end = findHeaderEnd(buf, object, false);
+    if (end !== undefined) {
+      const leftover = buf.subarray(end);
+      const rest = Readable.from(
+        (async function* () {
+          yield leftover;
+          for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
+        })(),
+        { objectMode: false },
+      );
+      rest.on('close', () => stream.destroy());
+      return { header: buf.subarray(0, end), rest };
+    }
+    const next = await it.next();
+    if (next.done) throw new IntegrityError(object, 'truncated: it ends inside its key packets');
+    buf = Buffer.concat([buf, next.value]);
   }
 }
 
@@ -106,43 +142,4 @@ export function decryptPacket(encrypted: Readable, sessionKey: SessionKey, objec
   // A reader that stops early must release the target's connection now, not when its next bytes arrive.
   plain.once('close', () => encrypted.destroy());
   return plain;
-}
-
-/** Decrypt a whole stored object (key packets + data) with keys or passwords. */
-export function decryptMessage(encrypted: Readable, unsealing: Unsealing, object: string): Readable {
-  return decryptWith(encrypted, object, {
-    ...(unsealing.privateKeys.length ? { decryptionKeys: unsealing.privateKeys } : {}),
-    ...(unsealing.passwords.length ? { passwords: unsealing.passwords } : {}),
-  });
-}
-
-function decryptWith(encrypted: Readable, object: string, keys: Partial<openpgp.DecryptOptions>): Readable {
-  async function* plaintext(): AsyncGenerator<Uint8Array> {
-    let data: ReadableStream<Uint8Array>;
-    try {
-      const message = await openpgp.readMessage({ binaryMessage: Readable.toWeb(encrypted) as ReadableStream<Uint8Array> });
-      const result = await openpgp.decrypt({ message, ...keys, format: 'binary', config: OPENPGP_CONFIG });
-      data = result.data as ReadableStream<Uint8Array>;
-    } catch (err) {
-      encrypted.destroy();
-      if (/session key|decryption key|password/i.test(describeError(err))) {
-        throw new WrongKeyError(`${object}: the key given cannot decrypt this repository's data`, { cause: err });
-      }
-      throw new IntegrityError(object, `cannot be decrypted (${describeError(err)})`, { cause: err });
-    }
-    const reader = data.getReader();
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) return;
-        yield value;
-      }
-    } catch (err) {
-      throw new IntegrityError(object, `damaged or truncated (${describeError(err)})`, { cause: err });
-    } finally {
-      reader.releaseLock();
-      encrypted.destroy();
-    }
-  }
-  return Readable.from(plaintext(), { objectMode: false });
 }

@@ -1,13 +1,12 @@
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
-import { createInflate } from 'node:zlib';
 import type { Readable } from 'node:stream';
-import { decryptMessage, sealSessionKey, type Sealing, type Unsealing } from '../crypto/envelope.js';
+import { sealSessionKey, splitHeader, unsealSessionKey, type Sealing, type Unsealing } from '../crypto/envelope.js';
 import { newSessionKey } from '../crypto/seipd.js';
 import { IntegrityError, describeError } from '../errors.js';
 import type { Target } from '../targets/target.js';
 import { collectBounded } from '../util/bounded.js';
-import { sealBytes, writeBlob } from './blob.js';
+import { readBlob, sealBytes, writeBlob } from './blob.js';
 
 /** Metadata (snapshots, trees, indexes, keys) is always zlib-compressed: it is JSON and compresses well. */
 const META_CODEC = 'zlib';
@@ -37,11 +36,8 @@ export async function sealToFile(path: string, payload: Readable | AsyncIterable
 
 /** Plaintext stream of an encrypted metadata object. */
 export async function getSealed(target: Target, name: string, unsealing: Unsealing): Promise<Readable> {
-  const encrypted = await target.get(name);
-  const plain = decryptMessage(encrypted, unsealing, name);
-  const inflate = createInflate();
-  plain.on('error', (err) => inflate.destroy(err));
-  return plain.pipe(inflate);
+  const { header, rest } = await splitHeader(await target.get(name), name);
+  return readBlob(rest, await unsealSessionKey(header, unsealing, name), META_CODEC, name);
 }
 
 /** Most bytes a JSON metadata object may have once decrypted (snapshots, keys: a few KiB). */

@@ -5,6 +5,9 @@ import { fileURLToPath } from 'node:url';
 /** The built CLI: tests run what users run. */
 export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 
+/** Node flags the container image runs with (Dockerfile NODE_OPTIONS): memory is measured as a pod runs. */
+export const POD_NODE_ARGS = ['--max-old-space-size=24'];
+
 /** What a CLI run produced. */
 export interface RunResult {
   code: number | null;

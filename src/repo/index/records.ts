@@ -140,11 +140,11 @@ export async function* encodeIndexEntries(entries: AsyncIterable<IndexEntry> | I
 }
 
 /**
- * Parse the bytes of a repository index object. Entries are yielded as they are read; a truncated,
- * extended or altered object throws IntegrityError naming `object` when the end is reached, so a
- * consumer must not act on the entries before the iteration completes.
+ * Parse the bytes of a repository index object into batches of raw records (each a whole number of
+ * RECORD_SIZE records). A truncated, extended or altered object throws IntegrityError naming `object`
+ * when the end is reached, so a consumer must not act on the records before the iteration completes.
  */
-export async function* decodeIndexEntries(bytes: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, object = 'index object'): AsyncIterable<IndexEntry> {
+export async function* decodeIndexRecords(bytes: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, object = 'index object'): AsyncIterable<Buffer> {
   const hash = createHash('sha256');
   let pending: Buffer = Buffer.alloc(0);
   let headerSeen = false;
@@ -160,9 +160,12 @@ export async function* decodeIndexEntries(bytes: AsyncIterable<Uint8Array> | Ite
     }
     // The last TRAILER_SIZE bytes may be the trailer, so records are only taken before them.
     const whole = Math.max(0, Math.floor((pending.length - TRAILER_SIZE) / RECORD_SIZE));
-    for (let r = 0; r < whole; r++) yield decodeRecord(pending, r * RECORD_SIZE, object);
-    count += whole;
-    hash.update(pending.subarray(0, whole * RECORD_SIZE));
+    if (whole > 0) {
+      const records = pending.subarray(0, whole * RECORD_SIZE);
+      hash.update(records);
+      count += whole;
+      yield records;
+    }
     pending = Buffer.from(pending.subarray(whole * RECORD_SIZE));
   }
   if (!headerSeen) throw new IntegrityError(object, `truncated index object: ${pending.length} bytes, no complete header`);
@@ -170,6 +173,13 @@ export async function* decodeIndexEntries(bytes: AsyncIterable<Uint8Array> | Ite
   const stated = pending.readBigUInt64BE(0);
   if (stated !== BigInt(count)) throw new IntegrityError(object, `index object holds ${count} records but its trailer says ${stated}`);
   if (!hash.digest().equals(pending.subarray(8))) throw new IntegrityError(object, 'index object checksum mismatch (altered or corrupt)');
+}
+
+/** Parse the bytes of a repository index object into entries (same checks as decodeIndexRecords). */
+export async function* decodeIndexEntries(bytes: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, object = 'index object'): AsyncIterable<IndexEntry> {
+  for await (const records of decodeIndexRecords(bytes, object)) {
+    for (let at = 0; at < records.length; at += RECORD_SIZE) yield decodeRecord(records, at, object);
+  }
 }
 
 function checkHeader(buf: Buffer, object: string): void {

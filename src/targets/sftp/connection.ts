@@ -117,6 +117,7 @@ export class SftpConnection {
     });
   }
 
+  /** Closes the connection; calls still in flight fail. */
   async end(): Promise<void> {
     this.ended = true;
     await this.client.end().catch(() => undefined);

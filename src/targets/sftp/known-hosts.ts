@@ -5,6 +5,7 @@ export type HostKeyVerdict = { ok: true } | { ok: false; reason: string };
 
 /** How the SFTP target decides whether to trust a server. */
 export interface HostKeyCheck {
+  /** Judges the public key blob the server presented. */
   check(key: Buffer): HostKeyVerdict;
   /** Host key algorithms to ask for, so the server shows a key we can check (undefined = ssh2's default order). */
   algorithms: string[] | undefined;

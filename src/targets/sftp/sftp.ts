@@ -73,17 +73,19 @@ export class SftpTarget implements Target {
 
   /** `mkdir -p`, safe when several uploads create the same folder at once. */
   private async mkdirs(conn: SftpConnection, dir: string): Promise<void> {
+    const mkdir = (): Promise<void> => conn.call((sftp, cb) => sftp.mkdir(dir, cb));
+    const exists = (): Promise<boolean> => conn.call<Stats>((sftp, cb) => sftp.stat(dir, cb)).then((s) => s.isDirectory(), () => false);
     try {
-      await conn.call((sftp, cb) => sftp.mkdir(dir, cb));
-      return;
+      await mkdir();
     } catch (err) {
       if (sftpStatus(err) === SFTP_STATUS.noSuchFile && dir !== '/') {
         await this.mkdirs(conn, posix.dirname(dir));
-        return this.mkdirs(conn, dir);
+        await mkdir().catch(async (again: unknown) => {
+          if (!(await exists())) throw again;
+        });
+      } else if (!(await exists())) {
+        throw err;
       }
-      const existing = await conn.call<Stats>((sftp, cb) => sftp.stat(dir, cb)).catch(() => undefined);
-      if (existing?.isDirectory()) return;
-      throw err;
     }
   }
 
