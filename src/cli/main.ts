@@ -27,7 +27,7 @@ interface Command {
 const COMMANDS: Record<string, Command> = {
   keygen: { run: keygen, usage: 'keygen --out DIR/owner [--passphrase-file F]', options: ['out', 'passphraseFile'] },
   init: { run: init, usage: 'init --repo REPO (--recipient owner.pub.asc... --credentials-out backup.cred | --passphrase-file F)', options: ['repo', 'recipient', 'credentialsOut', 'passphraseFile', 'chunker', 'chunkSize', 'packSize', 'smallFile', ...S3, ...SFTP] },
-  backup: { run: backup, usage: 'backup --repo REPO --credentials backup.cred [--json] PATH', options: [...COMMON, 'source', 'hostname', 'tags', 'exclude', 'tempLimit', 'workers', 'uploads', 'force', 'retries', ...S3, ...SFTP] },
+  backup: { run: backup, usage: 'backup --repo REPO --credentials backup.cred [--json] PATH', options: [...COMMON, 'source', 'hostname', 'tags', 'exclude', 'tempLimit', 'workers', 'uploads', 'force', 'retries', 'kubernetes', 'pushgateway', ...S3, ...SFTP] },
   snapshots: { run: snapshots, usage: 'snapshots --repo REPO (--credentials F | --key F) [--json]', options: [...COMMON, 'source', ...S3, ...SFTP] },
   ls: { run: ls, usage: 'ls --repo REPO (--credentials F | --key F) SNAPSHOT|latest', options: [...COMMON, 'source', ...S3, ...SFTP] },
   repair: { run: repair, usage: 'repair index --repo REPO --credentials F', options: [...COMMON, ...S3, ...SFTP] },

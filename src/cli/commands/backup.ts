@@ -3,7 +3,11 @@ import { basename, resolve } from 'node:path';
 import { runBackup } from '../../backup/backup.js';
 import { Progress } from '../../backup/progress.js';
 import { formatSize } from '../../config/sizes.js';
-import { ConfigError, describeError } from '../../errors.js';
+import { ConfigError, KbrackupError, describeError } from '../../errors.js';
+import { startKubernetes, type KubernetesMode } from '../../k8s/index.js';
+import { pushMetrics } from '../../observe/metrics.js';
+import type { RunReport } from '../../observe/report.js';
+import type { SnapshotSummary } from '../../repo/snapshot.js';
 import { sanitizeSource } from '../../repo/layout.js';
 import { openFromConfig, targetFromConfig, type CommandContext } from '../context.js';
 import { PROGRAM_VERSION } from '../version.js';
@@ -18,11 +22,40 @@ function username(): string {
   }
 }
 
-/** `backup PATH`: store a snapshot of a folder. Exit 0, or 3 when some files could not be read. */
+/** The exit code an error stands for (a signal's when the run was stopped). */
+function exitCodeOf(err: unknown, signal: AbortSignal): number {
+  const reason: unknown = signal.aborted ? signal.reason : err;
+  return reason instanceof KbrackupError ? reason.exitCode : 1;
+}
+
+/**
+ * `backup PATH`: store a snapshot of a folder. Exit 0, or 3 when some files could not be read. In a
+ * cluster it holds a Lease on the repository and records Events; with --pushgateway it pushes metrics.
+ */
 export async function backup(ctx: CommandContext): Promise<number> {
   const { config, logger } = ctx;
   if (ctx.positionals.length !== 1) throw new ConfigError('backup needs exactly one PATH to back up');
   const root = resolve(ctx.positionals[0] as string);
+  const source = sanitizeSource(config.get('source') || basename(root));
+  const started = Date.now();
+  const k8s = await startKubernetes({ mode: config.get('kubernetes') as KubernetesMode, repo: config.get('repo'), source, signal: ctx.signal }, logger);
+  let report: RunReport = { exitCode: 1, durationSeconds: 0 };
+  try {
+    const result = await backupToRepository(ctx, root, source);
+    report = { exitCode: result.exitCode, durationSeconds: (Date.now() - started) / 1000, snapshotId: result.snapshotId, counters: result.summary, errors: result.summary.error_count };
+    return result.exitCode;
+  } catch (err) {
+    report = { exitCode: exitCodeOf(err, ctx.signal), durationSeconds: (Date.now() - started) / 1000, error: describeError(ctx.signal.aborted ? ctx.signal.reason : err) };
+    throw err;
+  } finally {
+    await k8s.finish(report);
+    const pushgateway = config.get('pushgateway');
+    if (pushgateway) await pushMetrics(pushgateway, { source, repository: config.get('repo') }, report, logger);
+  }
+}
+
+async function backupToRepository(ctx: CommandContext, root: string, source: string): Promise<{ exitCode: number; snapshotId: string; summary: SnapshotSummary }> {
+  const { config, logger } = ctx;
   const json = config.get('json');
   const target = await targetFromConfig(config);
   try {
@@ -35,7 +68,7 @@ export async function backup(ctx: CommandContext): Promise<number> {
         repo,
         {
           root,
-          source: sanitizeSource(config.get('source') || basename(root)),
+          source,
           hostname: config.get('hostname') || osHostname(),
           username: username(),
           tags: config.get('tags'),
@@ -72,9 +105,8 @@ export async function backup(ctx: CommandContext): Promise<number> {
     logger.info({ summary: { ...summary, total_duration: duration, snapshot_id: snapshot.id } }, 'backup finished');
     if (summary.error_count > 0) {
       logger.warn(`${summary.error_count} file(s) could not be read or changed during the backup; the snapshot was saved without them`);
-      return 3;
     }
-    return 0;
+    return { exitCode: summary.error_count > 0 ? 3 : 0, snapshotId: snapshot.id, summary };
   } finally {
     await target.close();
   }
