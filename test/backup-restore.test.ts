@@ -9,8 +9,9 @@ import { expectCode, makeFixture, type Fixture } from './helpers/repo.js';
 
 async function du(dir: string): Promise<number> {
   let total = 0;
-  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (entry.isFile()) total += (await stat(join((entry as unknown as { path: string }).path, entry.name))).size;
+  for (const rel of await readdir(dir, { recursive: true })) {
+    const s = await stat(join(dir, rel));
+    if (s.isFile()) total += s.size;
   }
   return total;
 }

@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readdir, readFile, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCli, type RunResult } from './helpers/cli.js';
 import { expectCode, makeFixture, type Fixture } from './helpers/repo.js';
@@ -14,8 +14,8 @@ function expectError(result: RunResult, code: number, message: RegExp): void {
 
 async function objectsUnder(dir: string): Promise<string[]> {
   const out: string[] = [];
-  for (const e of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (e.isFile()) out.push(join((e as unknown as { path: string }).path, e.name));
+  for (const rel of await readdir(dir, { recursive: true })) {
+    if ((await stat(join(dir, rel))).isFile()) out.push(join(dir, rel));
   }
   return out;
 }

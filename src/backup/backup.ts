@@ -135,7 +135,9 @@ export async function runBackup(repo: Repository, options: BackupOptions, observ
     const recording: ChunkIndex = {
       lookup: (id) => known.lookup(id),
       add: async (id, location) => {
-        if (await known.add(id, location)) await added.add({ id: id.toString('hex'), ...location });
+        const fresh = await known.add(id, location);
+        if (fresh) await added.add({ id: id.toString('hex'), ...location });
+        return fresh;
       },
       close: () => known.close(),
     };
@@ -309,6 +311,7 @@ export async function runBackup(repo: Repository, options: BackupOptions, observ
     await writeSnapshot(repo, snapshot);
     return { snapshot, summary };
   } finally {
+    await previous?.close().catch(() => undefined);
     await index?.close();
     await rm(runDir, { recursive: true, force: true });
   }

@@ -35,6 +35,12 @@ export class PreviousTree {
     return new PreviousTree(latest, readTree(plain, latest.tree)[Symbol.asyncIterator](), tempDir);
   }
 
+  /** Stop reading (the walk ended before the previous tree did). */
+  async close(): Promise<void> {
+    if (!this.done) await this.lines.return?.();
+    this.done = true;
+  }
+
   private async next(): Promise<TreeLine | undefined> {
     if (this.lookahead) {
       const line = this.lookahead;

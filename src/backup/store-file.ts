@@ -90,9 +90,12 @@ async function storeSmall(ctx: StoreContext, handle: FileHandle, size: number): 
     const id = createHmac('sha256', ctx.idKey).update(data).digest();
     let location = await ctx.index.lookup(id);
     if (!location) {
-      location = await ctx.packer.add(data, chooseCodec(data));
-      await ctx.index.add(id, location);
-      ctx.onAdded(location.length);
+      const stored = await ctx.packer.add(data, chooseCodec(data));
+      // Another worker may have stored the same content meanwhile: then its blob is the one referenced.
+      if (await ctx.index.add(id, stored)) {
+        location = stored;
+        ctx.onAdded(stored.length);
+      } else location = (await ctx.index.lookup(id)) as BlobLocation;
     }
     await chunks.add({ id: id.toString('hex'), ...location });
   }
@@ -207,7 +210,12 @@ async function closeChunk(ctx: StoreContext, encoder: ChunkEncoder, path: string
     rawLength: chunk.rawLength,
     codec: chunk.codec,
   };
-  await ctx.index.add(chunk.id, location);
+  if (!(await ctx.index.add(chunk.id, location))) {
+    // Another worker stored the same chunk while this one was encoding it.
+    await rm(path, { force: true });
+    ctx.budget.release(ctx.chunkReserve);
+    return { id, ...((await ctx.index.lookup(chunk.id)) as BlobLocation) };
+  }
   ctx.onAdded(chunk.size);
   ctx.uploader.submit(location.object, path, chunk.size, ctx.chunkReserve);
   return { id, ...location };
