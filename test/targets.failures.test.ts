@@ -169,6 +169,20 @@ describe('s3 failures', () => {
   });
 });
 
+describe('s3 options', () => {
+  it('sends storage class and server-side encryption headers on single and multipart uploads', async () => {
+    const needles = ['x-amz-storage-class: STANDARD_IA', 'x-amz-server-side-encryption: aws:kms', 'x-amz-server-side-encryption-aws-kms-key-id: alias/backups'];
+    const proxy = await startCuttingProxy(s3.port, Infinity, 0, needles);
+    const config = s3TestConfig({ ...s3, endpoint: `http://127.0.0.1:${proxy.port}` }, { prefix: 'options', multipartThreshold: 8 * MiB, partSize: 5 * MiB });
+    const target = new S3Target({ ...config, storageClass: 'STANDARD_IA', sse: 'aws:kms', sseKmsKeyId: 'alias/backups' });
+    await target.put('small', { bytes: Buffer.from('x') });
+    await target.put('large', { file: upload.path });
+    // Once on the PUT, once on CreateMultipartUpload; parts and completion carry none.
+    for (const needle of needles) assert.equal(proxy.count(needle), 2, needle);
+    await Promise.all([target.close(), proxy.stop()]);
+  });
+});
+
 describe('sftp failures', () => {
   const location = () => ({ user: sshd.user, host: sshd.host, port: sshd.port, path: join(sshd.dataDir, 'failures') });
 
