@@ -94,12 +94,14 @@ function roundTrip(open: () => Promise<Remote>): void {
     assert.deepEqual(await digests(out), await digests(src));
   });
 
-  it('a connection dropped mid-backup is retried: the backup completes, earlier snapshots stay restorable', async () => {
+  it('a connection dropped mid-backup is retried: the backup completes, earlier snapshots stay restorable', async (t) => {
     const cred = join(src, '..', `${remote.name}.cred`);
     const before = await digests(src);
     delete before[join('db', 'wal', 'new.log')];
     await writePseudoRandom(join(src, 'db', 'grown.bin'), 6 * MiB, `${src}-grown`);
     const proxy = await startCuttingProxy(remote.port, 2 * MiB);
+    // Stopped even if an assertion fails, or its open server would keep the test process alive.
+    t.after(() => proxy.stop());
     const via = remote.through(proxy);
     const run = expectCode(await cli(remote, ['backup', '--repo', via.repo, '--credentials', cred, '--json', src], via.args), 0);
     // The drop happened mid-upload and the run still wrote its snapshot.

@@ -5,7 +5,7 @@ import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { ConfigError, TargetError } from '../src/errors.js';
 import { parseLocation } from '../src/targets/location.js';
@@ -42,8 +42,21 @@ after(async () => {
   await rm(scratch, { recursive: true, force: true });
 });
 
+/** What a test opened (targets, proxies, servers); closed after each test, even a failed one, so nothing keeps the process alive. */
+const opened: (() => Promise<void>)[] = [];
+
+function track<T>(thing: T, close: (thing: T) => Promise<void>): T {
+  opened.push(() => close(thing));
+  return thing;
+}
+
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((close) => close().catch(() => undefined)));
+});
+
 /** A retrying target with tiny backoff that records its retries, as openTarget would build it. */
 function retrying(inner: Target, retries = 3): { target: Target; attempts: number[] } {
+  track(inner, (t) => t.close());
   const attempts: number[] = [];
   return { target: new RetryingTarget(inner, { retries, baseDelayMs: 5, maxDelayMs: 20, onRetry: (_e, attempt) => attempts.push(attempt) }), attempts };
 }
@@ -90,7 +103,6 @@ describe('s3 failures', () => {
     const { target, attempts } = retrying(new S3Target(s3TestConfig({ ...s3, accessKeyId: 'NOT-A-KEY' })));
     await assert.rejects(target.put('config', { bytes: Buffer.from('x') }), permanent(target, / config: the access key id is not known.*AWS_ACCESS_KEY_ID/));
     assert.deepEqual(attempts, []);
-    await target.close();
   });
 
   // s3rver does not check SigV4 signatures, so a wrong secret is played by a server that answers like S3 does.
@@ -102,7 +114,7 @@ describe('s3 failures', () => {
     [500, 'InternalError', /InternalError \(HTTP 500\).*\(gave up after 3 attempts\)/, true],
   ] as const) {
     it(`S3 error ${code} (HTTP ${status}) is ${transient ? 'retried' : 'permanent'}, with a clear message`, async () => {
-      const server = await startErrorServer(status, code);
+      const server = track(await startErrorServer(status, code), (x) => x.stop());
       const { target, attempts } = retrying(new S3Target(s3TestConfig({ ...s3, endpoint: server.endpoint, secretAccessKey: 'wrong-secret-value' })), 2);
       await assert.rejects(target.put('config', { bytes: Buffer.from('x') }), (err: unknown) => {
         assert.ok(err instanceof TargetError);
@@ -115,8 +127,6 @@ describe('s3 failures', () => {
       assert.deepEqual(attempts, transient ? [1, 2] : []);
       // HEAD answers carry no body: a 403 can only be reported as access denied.
       if (status === 403) await assert.rejects(target.head('config'), permanent(target, /access denied to bucket "kbrackup"/));
-      await target.close();
-      await server.stop();
     });
   }
 
@@ -125,7 +135,6 @@ describe('s3 failures', () => {
     await assert.rejects(target.prepare(), permanent(target, /bucket "no-such-bucket" does not exist; create it first/));
     await assert.rejects(target.put('config', { bytes: Buffer.from('x') }), permanent(target, /bucket "no-such-bucket" does not exist/));
     assert.deepEqual(attempts, []);
-    await target.close();
   });
 
   it('unreachable endpoint: transient, retried a bounded number of times, then a clear message', async () => {
@@ -140,7 +149,6 @@ describe('s3 failures', () => {
     });
     assert.deepEqual(attempts, [1, 2]);
     assert.ok(Date.now() - started < 5_000);
-    await target.close();
   });
 
   for (const [kind, threshold] of [
@@ -148,15 +156,14 @@ describe('s3 failures', () => {
     ['multipart', 5 * MiB],
   ] as const) {
     it(`a connection dropped mid-upload (${kind}) is retried and the object is byte-exact`, async () => {
-      const proxy = await startCuttingProxy(s3.port, 3 * MiB);
+      const proxy = track(await startCuttingProxy(s3.port, 3 * MiB), (p) => p.stop());
       const config = s3TestConfig(s3, { prefix: `dropped-${threshold}`, multipartThreshold: threshold, partSize: 5 * MiB });
       const { target, attempts } = retrying(new S3Target({ ...config, endpoint: `http://127.0.0.1:${proxy.port}` }));
       await target.put('packs/ab/dropped', { file: upload.path });
       assert.equal(proxy.cuts, 1);
       assert.ok(attempts.length >= 1);
-      const direct = new S3Target(config);
+      const direct = track(new S3Target(config), (t) => t.close());
       assert.equal(await sha256Of(await direct.get('packs/ab/dropped')), upload.sha256);
-      await Promise.all([target.close(), direct.close(), proxy.stop()]);
     });
   }
 
@@ -172,14 +179,13 @@ describe('s3 failures', () => {
 describe('s3 options', () => {
   it('sends storage class and server-side encryption headers on single and multipart uploads', async () => {
     const needles = ['x-amz-storage-class: STANDARD_IA', 'x-amz-server-side-encryption: aws:kms', 'x-amz-server-side-encryption-aws-kms-key-id: alias/backups'];
-    const proxy = await startCuttingProxy(s3.port, Infinity, 0, needles);
+    const proxy = track(await startCuttingProxy(s3.port, Infinity, 0, needles), (p) => p.stop());
     const config = s3TestConfig({ ...s3, endpoint: `http://127.0.0.1:${proxy.port}` }, { prefix: 'options', multipartThreshold: 8 * MiB, partSize: 5 * MiB });
-    const target = new S3Target({ ...config, storageClass: 'STANDARD_IA', sse: 'aws:kms', sseKmsKeyId: 'alias/backups' });
+    const target = track(new S3Target({ ...config, storageClass: 'STANDARD_IA', sse: 'aws:kms', sseKmsKeyId: 'alias/backups' }), (t) => t.close());
     await target.put('small', { bytes: Buffer.from('x') });
     await target.put('large', { file: upload.path });
     // Once on the PUT, once on CreateMultipartUpload; parts and completion carry none.
     for (const needle of needles) assert.equal(proxy.count(needle), 2, needle);
-    await Promise.all([target.close(), proxy.stop()]);
   });
 });
 
@@ -191,15 +197,13 @@ describe('sftp failures', () => {
     const { target, attempts } = retrying(inner);
     await assert.rejects(target.prepare(), permanent(target, pattern));
     assert.deepEqual(attempts, []);
-    await target.close();
   }
 
   async function accepted(options: Parameters<typeof targetOptions>[0]): Promise<void> {
-    const target = new SftpTarget(await sftpConfig(location(), targetOptions({ sftpKey: sshd.userKey, ...options })));
+    const target = track(new SftpTarget(await sftpConfig(location(), targetOptions({ sftpKey: sshd.userKey, ...options }))), (t) => t.close());
     await target.prepare();
     await target.put('probe', { bytes: Buffer.from('ok') });
     assert.deepEqual(await target.head('probe'), { name: 'probe', size: 2 });
-    await target.close();
   }
 
   it('says which flag or variable to set when key or host key is not configured', async () => {
@@ -280,7 +284,7 @@ describe('sftp failures', () => {
   });
 
   it('a connection dropped mid-upload is re-opened, the put retried, the object byte-exact and no temp file listed', async () => {
-    const proxy = await startCuttingProxy(sshd.port, 3 * MiB);
+    const proxy = track(await startCuttingProxy(sshd.port, 3 * MiB), (p) => p.stop());
     const path = join(sshd.dataDir, 'dropped');
     const config = await sftpTestConfig(sshd, path, { sftpKnownHosts: '', sftpHostFingerprint: sshd.fingerprint });
     const { target, attempts } = retrying(new SftpTarget({ ...config, port: proxy.port }));
@@ -292,16 +296,14 @@ describe('sftp failures', () => {
     const listed: string[] = [];
     for await (const info of target.list('')) listed.push(info.name);
     assert.deepEqual(listed, ['packs/ab/dropped']);
-    await Promise.all([target.close(), proxy.stop()]);
   });
 
   it('openTarget builds the retrying sftp target from an sftp:// URL', async () => {
     const location = parseLocation(`sftp://${sshd.user}@127.0.0.1:${sshd.port}${join(sshd.dataDir, 'from-url')}`);
-    const target = await openTarget(location, targetOptions({ sftpKey: sshd.userKey, sftpKnownHosts: sshd.knownHosts, retries: 2 }));
+    const target = track(await openTarget(location, targetOptions({ sftpKey: sshd.userKey, sftpKnownHosts: sshd.knownHosts, retries: 2 })), (t) => t.close());
     assert.ok(target instanceof RetryingTarget);
     await target.prepare();
     await target.put('kbrackup.json', { bytes: Buffer.from('{}') });
-    assert.equal((await readFile(join(sshd.dataDir, 'from-url', 'kbrackup.json'), 'utf8')), '{}');
-    await target.close();
+    assert.equal(await readFile(join(sshd.dataDir, 'from-url', 'kbrackup.json'), 'utf8'), '{}');
   });
 });
