@@ -177,6 +177,16 @@ describe('s3 failures', () => {
 });
 
 describe('s3 options', () => {
+  it('sends upload checksums only where required by custom endpoints, unless AWS_REQUEST_CHECKSUM_CALCULATION says otherwise', () => {
+    const location = { bucket: 'b', prefix: 'p' };
+    assert.equal(s3Config(location, targetOptions(), {}).requestChecksums, undefined);
+    assert.equal(s3Config(location, targetOptions({ s3Endpoint: 'http://minio:9000' }), {}).requestChecksums, 'WHEN_REQUIRED');
+    const viaEnv = s3Config(location, targetOptions(), { AWS_ENDPOINT_URL_S3: 'https://s3.example.net' });
+    assert.deepEqual([viaEnv.endpoint, viaEnv.requestChecksums], ['https://s3.example.net', 'WHEN_REQUIRED']);
+    const chosen = s3Config(location, targetOptions({ s3Endpoint: 'http://minio:9000' }), { AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_SUPPORTED' });
+    assert.equal(chosen.requestChecksums, undefined);
+  });
+
   it('sends storage class and server-side encryption headers on single and multipart uploads', async () => {
     const needles = ['x-amz-storage-class: STANDARD_IA', 'x-amz-server-side-encryption: aws:kms', 'x-amz-server-side-encryption-aws-kms-key-id: alias/backups'];
     const proxy = track(await startCuttingProxy(s3.port, Infinity, 0, needles), (p) => p.stop());

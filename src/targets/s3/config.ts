@@ -50,9 +50,10 @@ const SSE_VALUES = ['AES256', 'aws:kms', 'aws:kms:dsse'];
  * AWS_REQUEST_CHECKSUM_CALCULATION variable, when set, decides instead.
  */
 export function s3Config(location: { bucket: string; prefix: string }, options: TargetOptions, env: NodeJS.ProcessEnv = process.env): S3Config {
-  const endpoint = options.s3Endpoint.trim();
+  // The SDK's own service-specific variable counts as a custom endpoint too, so checksums and messages match.
+  const endpoint = options.s3Endpoint.trim() || (env.AWS_ENDPOINT_URL_S3 ?? '').trim();
   if (endpoint !== '' && !/^https?:\/\/[^/]/i.test(endpoint)) {
-    throw new ConfigError(`--s3-endpoint (AWS_ENDPOINT_URL) must be an http:// or https:// URL, got "${redactUrl(endpoint)}"`);
+    throw new ConfigError(`--s3-endpoint (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3) must be an http:// or https:// URL, got "${redactUrl(endpoint)}"`);
   }
   const sse = options.s3Sse.trim();
   if (sse !== '' && !SSE_VALUES.includes(sse)) {
