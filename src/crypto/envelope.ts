@@ -28,29 +28,11 @@ export const MAX_HEADER_LENGTH = 16 * 1024;
 
 /** The key packets that start every stored object: the session key wrapped for every recipient and password. */
 export async function sealSessionKey(sessionKey: SessionKey, sealing: Sealing): Promise<Buffer> {
+  const wrap = async (to: { encryptionKeys: openpgp.PublicKey[] } | { passwords: string[] }, config: openpgp.PartialConfig) =>
+    Buffer.from(await openpgp.encryptSessionKey({ data: sessionKey, algorithm: 'aes256', aeadAlgorithm: 'gcm', ...to, format: 'binary', config }));
   const parts: Buffer[] = [];
-  if (sealing.recipients.length > 0) {
-    const pkesk = await openpgp.encryptSessionKey({
-      data: sessionKey,
-      algorithm: 'aes256',
-      aeadAlgorithm: 'gcm',
-      encryptionKeys: sealing.recipients,
-      format: 'binary',
-      config: OPENPGP_CONFIG,
-    });
-    parts.push(Buffer.from(pkesk));
-  }
-  if (sealing.passwords.length > 0) {
-    const skesk = await openpgp.encryptSessionKey({
-      data: sessionKey,
-      algorithm: 'aes256',
-      aeadAlgorithm: 'gcm',
-      passwords: sealing.passwords,
-      format: 'binary',
-      config: sealing.passwordConfig ?? KEY_PASSWORD_CONFIG,
-    });
-    parts.push(Buffer.from(skesk));
-  }
+  if (sealing.recipients.length > 0) parts.push(await wrap({ encryptionKeys: sealing.recipients }, OPENPGP_CONFIG));
+  if (sealing.passwords.length > 0) parts.push(await wrap({ passwords: sealing.passwords }, sealing.passwordConfig ?? KEY_PASSWORD_CONFIG));
   return Buffer.concat(parts);
 }
 

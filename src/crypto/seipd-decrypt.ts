@@ -1,23 +1,17 @@
 import { createDecipheriv, createSecretKey, hkdfSync, type KeyObject } from 'node:crypto';
 import { IntegrityError, describeError } from '../errors.js';
 import { PacketBodyReader, PacketTag } from './packets.js';
+import { AEAD_GCM, CIPHER_AES256, KEY_LENGTH, NONCE_LENGTH, SALT_LENGTH, SEIPD_VERSION, TAG_LENGTH } from './seipd-format.js';
 
 /**
  * Streaming RFC 9580 SEIPDv2 decryptor with node:crypto, the counterpart of seipd.ts: openpgp.js ran
  * at ~30 MB/s and held much memory in restores. Holds at most about two AEAD chunks, and releases a
  * chunk's plaintext only after its tag verified (the last chunk's only after the final tag too).
  */
-const VERSION = 2;
-const CIPHER_AES256 = 9;
-const AEAD_GCM = 3;
 /** RFC 9580 5.13.2: chunk size bytes 0..16 (64 B .. 4 MiB) must be accepted. */
 const MAX_CHUNK_SIZE_BYTE = 16;
-const TAG_LENGTH = 16;
-const KEY_LENGTH = 32;
 /** GCM nonce = 4-byte derived IV ‖ 8-byte chunk index. */
 const IV_LENGTH = 4;
-const NONCE_LENGTH = 12;
-const SALT_LENGTH = 32;
 /** Version, cipher, AEAD algorithm, chunk size byte. */
 const PARAMS_LENGTH = 4;
 /** Literal Data prefix before the filename: format byte and filename length. */
@@ -80,7 +74,7 @@ function deriveAead(params: Buffer, salt: Buffer, sessionKey: Uint8Array): Aead 
   const cipher = params.readUInt8(1);
   const aead = params.readUInt8(2);
   const chunkSizeByte = params.readUInt8(3);
-  if (version !== VERSION) throw new Error(`unsupported encrypted data version ${version}`);
+  if (version !== SEIPD_VERSION) throw new Error(`unsupported encrypted data version ${version}`);
   if (cipher !== CIPHER_AES256) throw new Error(`unsupported cipher algorithm ${cipher}`);
   if (aead !== AEAD_GCM) throw new Error(`unsupported AEAD algorithm ${aead}`);
   if (chunkSizeByte > MAX_CHUNK_SIZE_BYTE) throw new Error(`unsupported AEAD chunk size byte ${chunkSizeByte}`);

@@ -1,21 +1,16 @@
 import { createCipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { PacketTag, PartialBodyFramer } from './packets.js';
+import { AEAD_GCM, CIPHER_AES256, KEY_LENGTH, NONCE_LENGTH, SALT_LENGTH, SEIPD_VERSION, TAG_LENGTH } from './seipd-format.js';
 
 /**
  * RFC 9580 SEIPDv2 with AES-256 and GCM, written with node:crypto. openpgp.js decrypts it (tested both
  * ways); writing it ourselves runs ~3x faster than openpgp's streaming encryptor inside a 64 MiB
  * cgroup, because AES-GCM runs natively and nothing is queued between web streams.
  */
-const VERSION = 2;
-const CIPHER_AES256 = 9;
-const AEAD_GCM = 3;
 /** 2^(12+6) = 256 KiB AEAD chunks: larger chunks were OOM-killed at 64 MiB (DESIGN.md). */
 const CHUNK_SIZE_BYTE = 12;
 const CHUNK_SIZE = 1 << (CHUNK_SIZE_BYTE + 6);
-const TAG_LENGTH = 16;
-const KEY_LENGTH = 32;
-const IV_LENGTH = 12;
-const SALT_LENGTH = 32;
+const IV_LENGTH = NONCE_LENGTH;
 
 /** A session key for AES-256, as OpenPGP's PKESK/SKESK packets carry it. */
 export type SessionKey = Uint8Array;
@@ -26,7 +21,7 @@ export function newSessionKey(): SessionKey {
 }
 
 /** Associated data shared by every chunk: packet tag (new format), version, cipher, AEAD, chunk size. */
-const ADATA = Buffer.of(0xc0 | PacketTag.seipd, VERSION, CIPHER_AES256, AEAD_GCM, CHUNK_SIZE_BYTE);
+const ADATA = Buffer.of(0xc0 | PacketTag.seipd, SEIPD_VERSION, CIPHER_AES256, AEAD_GCM, CHUNK_SIZE_BYTE);
 
 /** Options of one encrypted packet; `filename` lands in the Literal Data packet (we put the codec there). */
 export interface SeipdOptions {
@@ -62,7 +57,7 @@ export class SeipdWriter {
     this.nonce = Buffer.from(derived.subarray(KEY_LENGTH));
     const name = Buffer.from(options.filename ?? '', 'utf8');
     if (name.length > 255) throw new RangeError('literal filename longer than 255 bytes');
-    this.out.push(...this.outer.push(Buffer.concat([Buffer.of(VERSION, CIPHER_AES256, AEAD_GCM, CHUNK_SIZE_BYTE), salt])));
+    this.out.push(...this.outer.push(Buffer.concat([Buffer.of(SEIPD_VERSION, CIPHER_AES256, AEAD_GCM, CHUNK_SIZE_BYTE), salt])));
     this.feed(this.literal.push(Buffer.concat([Buffer.of(0x62, name.length), name, Buffer.alloc(4)])));
   }
 
