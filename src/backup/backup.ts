@@ -12,6 +12,7 @@ import { DiskIndex } from '../repo/index/disk-index.js';
 import { encodeIndexEntries } from '../repo/index/records.js';
 import { sealToFile } from '../repo/objects.js';
 import { parseChunkLine } from '../repo/tree-reader.js';
+import { batchLines } from '../util/batch-lines.js';
 import { Layout } from '../repo/layout.js';
 import type { Repository } from '../repo/repository.js';
 import { writeSnapshot, type Snapshot, type SnapshotSummary } from '../repo/snapshot.js';
@@ -261,7 +262,7 @@ export async function runBackup(repo: Repository, options: BackupOptions, observ
     }
 
     const treePath = join(runDir, 'tree');
-    await sealToFile(treePath, treeLines(), repo.metaSealing);
+    await sealToFile(treePath, batchLines(treeLines()), repo.metaSealing);
     await packer.flush();
     await uploader.drain();
     // Order matters for crash safety: data, then index, then tree, then the snapshot that makes it visible.

@@ -17,8 +17,13 @@ export class ChunkList {
   constructor(private readonly tempDir: string) {}
 
   /** Append a chunk. */
-  async add(ref: ChunkRef): Promise<void> {
-    this.lines.push(chunkLine(ref));
+  add(ref: ChunkRef): Promise<void> {
+    return this.addLine(chunkLine(ref));
+  }
+
+  /** Append a chunk line as a tree holds it (reused from a previous tree without re-serialising). */
+  async addLine(line: string): Promise<void> {
+    this.lines.push(line);
     this.count++;
     if (this.lines.length >= IN_MEMORY) {
       this.spill ??= join(this.tempDir, `chunks-${randomBytes(8).toString('hex')}.jsonl`);

@@ -91,7 +91,7 @@ export class PreviousTree {
       for (let i = 0; i < entry.chunks; i++) {
         const next = await this.next();
         if (!next || next.kind !== 'chunk') throw new IntegrityError(this.snapshot.tree, `chunk lines missing for ${entry.path}`);
-        await chunks.add(next.ref);
+        await chunks.addLine(next.line);
       }
       return { entry, chunks };
     }

@@ -3,12 +3,17 @@
  * contents, names compared as bytes. Comparing component by component gives that order for any two paths.
  */
 export function comparePaths(a: string, b: string): number {
-  const pa = a.split('/');
-  const pb = b.split('/');
-  const n = Math.min(pa.length, pb.length);
+  const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) {
-    const c = Buffer.compare(Buffer.from(pa[i] as string), Buffer.from(pb[i] as string));
-    if (c !== 0) return c;
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    // A separator ends a component: the shorter component (a folder) sorts first.
+    if (x === 0x2f) return -1;
+    if (y === 0x2f) return 1;
+    // UTF-16 order matches UTF-8 byte order below the surrogates; past them compare bytes.
+    if (x < 0xd800 && y < 0xd800) return x - y;
+    return Buffer.compare(Buffer.from(a.slice(i)), Buffer.from(b.slice(i)));
   }
-  return pa.length - pb.length;
+  return a.length - b.length;
 }

@@ -17,6 +17,9 @@ export interface WalkError {
   error: unknown;
 }
 
+/** lstat calls in flight per folder. */
+const STAT_BATCH = 32;
+
 function kindOf(stat: BigIntStats): WalkItem['kind'] {
   if (stat.isDirectory()) return 'dir';
   if (stat.isFile()) return 'file';
@@ -39,21 +42,26 @@ export async function* walk(root: string, excluded: (path: string) => boolean, o
       return;
     }
     names.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
-    for (const name of names) {
-      const childPath = path === '' ? name : `${path}/${name}`;
-      if (excluded(childPath)) continue;
-      const childAbs = join(absolute, name);
-      let item: WalkItem;
-      try {
-        const stat = await lstat(childAbs, { bigint: true });
-        item = { path: childPath, absolute: childAbs, stat, kind: kindOf(stat) };
-        if (item.kind === 'symlink') item.linkTarget = await readlink(childAbs);
-      } catch (error) {
-        onError({ path: childPath, error });
-        continue;
+    const included = names.map((name) => ({ name, path: path === '' ? name : `${path}/${name}` })).filter((c) => !excluded(c.path));
+    // A batch of lstat calls at a time: with a cold cache each waits on the disk, and the thread pool serves several.
+    for (let i = 0; i < included.length; i += STAT_BATCH) {
+      const batch = await Promise.all(included.slice(i, i + STAT_BATCH).map((c) => inspect(join(absolute, c.name), c.path)));
+      for (const item of batch) {
+        if (!item) continue;
+        yield item;
+        if (item.kind === 'dir') yield* visit(item.absolute, item.path);
       }
-      yield item;
-      if (item.kind === 'dir') yield* visit(childAbs, childPath);
+    }
+  }
+  async function inspect(absolute: string, path: string): Promise<WalkItem | undefined> {
+    try {
+      const stat = await lstat(absolute, { bigint: true });
+      const item: WalkItem = { path, absolute, stat, kind: kindOf(stat) };
+      if (item.kind === 'symlink') item.linkTarget = await readlink(absolute);
+      return item;
+    } catch (error) {
+      onError({ path, error });
+      return undefined;
     }
   }
   yield* visit(root, '');

@@ -51,8 +51,9 @@ export function required(config: Config, key: 'repo' | 'target' | 'out' | 'crede
   return value;
 }
 
-/** The repository's storage backend, from --repo and the backend options. */
-export async function targetFromConfig(config: Config): Promise<Target> {
+/** The repository's storage backend, from --repo and the backend options; retries are logged and stop on cancel. */
+export async function targetFromConfig(ctx: CommandContext): Promise<Target> {
+  const { config, logger } = ctx;
   const location = parseLocation(required(config, 'repo', 'no repository given'));
   return openTarget(location, {
     s3Endpoint: config.get('s3Endpoint'),
@@ -66,6 +67,8 @@ export async function targetFromConfig(config: Config): Promise<Target> {
     sftpKnownHosts: config.get('sftpKnownHosts'),
     sftpHostFingerprint: config.get('sftpHostFingerprint'),
     retries: config.get('retries'),
+    onRetry: (err, attempt, delayMs) => logger.warn({ attempt, delayMs }, `${err.message}; retrying in ${(delayMs / 1000).toFixed(1)}s`),
+    signal: ctx.signal,
   });
 }
 

@@ -5,7 +5,7 @@ import { IntegrityError } from '../errors.js';
 import type { ChunkLine, ChunkRef, TreeEntry } from './tree.js';
 
 /** One line of a tree: an entry, or a chunk of the last file entry. */
-export type TreeLine = { kind: 'entry'; entry: TreeEntry } | { kind: 'chunk'; ref: ChunkRef };
+export type TreeLine = { kind: 'entry'; entry: TreeEntry } | { kind: 'chunk'; ref: ChunkRef; line: string };
 
 /** Parse a chunk line (also the format of index objects). */
 export function parseChunkLine(line: string, object: string): ChunkRef {
@@ -30,7 +30,7 @@ export async function* readTree(plain: Readable, object: string): AsyncGenerator
     if (line.startsWith('[')) {
       if (expected === 0) throw new IntegrityError(object, 'has a chunk line outside a file');
       expected--;
-      yield { kind: 'chunk', ref: parseChunkLine(line, object) };
+      yield { kind: 'chunk', ref: parseChunkLine(line, object), line };
       continue;
     }
     if (expected !== 0) throw new IntegrityError(object, 'has a file with missing chunk lines');

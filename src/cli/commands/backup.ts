@@ -57,7 +57,7 @@ export async function backup(ctx: CommandContext): Promise<number> {
 async function backupToRepository(ctx: CommandContext, root: string, source: string): Promise<{ exitCode: number; snapshotId: string; summary: SnapshotSummary }> {
   const { config, logger } = ctx;
   const json = config.get('json');
-  const target = await targetFromConfig(config);
+  const target = await targetFromConfig(ctx);
   try {
     const repo = await openFromConfig(config, target);
     const progress = new Progress();

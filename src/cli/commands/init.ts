@@ -26,7 +26,7 @@ export async function init(ctx: CommandContext): Promise<number> {
   }
   const recipients = [];
   for (const file of recipientFiles) recipients.push({ armored: await readTextFile(file, '--recipient'), source: `--recipient ${file}` });
-  const target = await targetFromConfig(config);
+  const target = await targetFromConfig(ctx);
   try {
     const { config: repo, credentials } = await initRepository(target, {
       recipients,

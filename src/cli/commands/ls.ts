@@ -14,7 +14,7 @@ function modeString(type: string, mode: number): string {
 /** `ls SNAPSHOT`: list the files of a snapshot, streamed from its tree. */
 export async function ls(ctx: CommandContext): Promise<number> {
   if (ctx.positionals.length !== 1) throw new ConfigError('ls needs one SNAPSHOT id (or latest)');
-  const target = await targetFromConfig(ctx.config);
+  const target = await targetFromConfig(ctx);
   try {
     const repo = await openFromConfig(ctx.config, target);
     const snap = await findSnapshot(repo.target, repo.unsealing, ctx.positionals[0] as string, ctx.config.get('source') || undefined);

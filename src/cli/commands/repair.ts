@@ -5,7 +5,7 @@ import { openFromConfig, targetFromConfig, type CommandContext } from '../contex
 /** `repair index`: rebuild the index objects from the snapshots. */
 export async function repair(ctx: CommandContext): Promise<number> {
   if (ctx.positionals.length !== 1 || ctx.positionals[0] !== 'index') throw new ConfigError('usage: kbrackup repair index --repo REPO --credentials F');
-  const target = await targetFromConfig(ctx.config);
+  const target = await targetFromConfig(ctx);
   try {
     const repo = await openFromConfig(ctx.config, target);
     const result = await repairIndex(repo, ctx.config.get('tempDir'));

@@ -10,7 +10,7 @@ export async function restore(ctx: CommandContext): Promise<number> {
   const { config } = ctx;
   if (ctx.positionals.length !== 1) throw new ConfigError('restore needs one SNAPSHOT id (or latest)');
   const targetDir = resolve(required(config, 'target', 'restore'));
-  const target = await targetFromConfig(config);
+  const target = await targetFromConfig(ctx);
   try {
     const repo = await openFromConfig(config, target);
     const snap = await findSnapshot(repo.target, repo.unsealing, ctx.positionals[0] as string, config.get('source') || undefined);

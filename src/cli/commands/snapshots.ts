@@ -3,7 +3,7 @@ import { openFromConfig, targetFromConfig, type CommandContext } from '../contex
 
 /** `snapshots`: list snapshots, as a table or restic's JSON array. */
 export async function snapshots(ctx: CommandContext): Promise<number> {
-  const target = await targetFromConfig(ctx.config);
+  const target = await targetFromConfig(ctx);
   try {
     const repo = await openFromConfig(ctx.config, target);
     const list = await listSnapshots(repo.target, repo.unsealing, ctx.config.get('source') || undefined);
