@@ -1,7 +1,7 @@
 import { IntegrityError } from '../errors.js';
 import { getSealed } from '../repo/objects.js';
 import type { Repository } from '../repo/repository.js';
-import { listSnapshots, type StoredSnapshot } from '../repo/snapshot.js';
+import { latestSnapshot, type StoredSnapshot } from '../repo/snapshot.js';
 import type { TreeEntry } from '../repo/tree.js';
 import { readTree, type TreeLine } from '../repo/tree-reader.js';
 import { ChunkList } from './chunk-list.js';
@@ -29,7 +29,7 @@ export class PreviousTree {
 
   /** The latest snapshot of `source`, ready to be merged with the walk; undefined for a first backup. */
   static async open(repo: Repository, source: string, tempDir: string): Promise<PreviousTree | undefined> {
-    const latest = (await listSnapshots(repo.target, repo.unsealing, source)).at(-1);
+    const latest = await latestSnapshot(repo.target, repo.unsealing, source);
     if (!latest) return undefined;
     const plain = await getSealed(repo.target, latest.tree, repo.unsealing);
     return new PreviousTree(latest, readTree(plain, latest.tree)[Symbol.asyncIterator](), tempDir);

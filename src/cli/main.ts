@@ -3,13 +3,6 @@ import { describeOptions, loadConfig } from '../config/load.js';
 import type { schema } from '../config/schema.js';
 import { CancelledError, ExitCode, KbrackupError, describeError } from '../errors.js';
 import { createLogger } from '../observe/log.js';
-import { backup } from './commands/backup.js';
-import { init } from './commands/init.js';
-import { keygen } from './commands/keygen.js';
-import { ls } from './commands/ls.js';
-import { repair } from './commands/repair.js';
-import { restore } from './commands/restore.js';
-import { snapshots } from './commands/snapshots.js';
 import type { CommandContext } from './context.js';
 import { PROGRAM_VERSION } from './version.js';
 
@@ -24,14 +17,15 @@ interface Command {
   options: Key[];
 }
 
+// Each command loads its modules only when run: `version` or `help` need no OpenPGP or cloud SDK.
 const COMMANDS: Record<string, Command> = {
-  keygen: { run: keygen, usage: 'keygen --out DIR/owner [--passphrase-file F]', options: ['out', 'passphraseFile'] },
-  init: { run: init, usage: 'init --repo REPO (--recipient owner.pub.asc... --credentials-out backup.cred | --passphrase-file F)', options: ['repo', 'recipient', 'credentialsOut', 'passphraseFile', 'chunker', 'chunkSize', 'packSize', 'smallFile', ...S3, ...SFTP] },
-  backup: { run: backup, usage: 'backup --repo REPO --credentials backup.cred [--json] PATH', options: [...COMMON, 'source', 'hostname', 'tags', 'exclude', 'tempLimit', 'workers', 'uploads', 'force', 'retries', 'kubernetes', 'pushgateway', ...S3, ...SFTP] },
-  snapshots: { run: snapshots, usage: 'snapshots --repo REPO (--credentials F | --key F) [--json]', options: [...COMMON, 'source', ...S3, ...SFTP] },
-  ls: { run: ls, usage: 'ls --repo REPO (--credentials F | --key F) SNAPSHOT|latest', options: [...COMMON, 'source', ...S3, ...SFTP] },
-  repair: { run: repair, usage: 'repair index --repo REPO --credentials F', options: [...COMMON, ...S3, ...SFTP] },
-  restore: { run: restore, usage: 'restore --repo REPO --key owner.key.asc [--passphrase-file F] SNAPSHOT|latest --target DIR', options: [...COMMON, 'target', 'include', 'conflict', 'dryRun', 'source', ...S3, ...SFTP] },
+  keygen: { run: async (ctx) => (await import('./commands/keygen.js')).keygen(ctx), usage: 'keygen --out DIR/owner [--passphrase-file F]', options: ['out', 'passphraseFile'] },
+  init: { run: async (ctx) => (await import('./commands/init.js')).init(ctx), usage: 'init --repo REPO (--recipient owner.pub.asc... --credentials-out backup.cred | --passphrase-file F)', options: ['repo', 'recipient', 'credentialsOut', 'passphraseFile', 'chunker', 'chunkSize', 'packSize', 'smallFile', ...S3, ...SFTP] },
+  backup: { run: async (ctx) => (await import('./commands/backup.js')).backup(ctx), usage: 'backup --repo REPO --credentials backup.cred [--json] PATH', options: [...COMMON, 'source', 'hostname', 'tags', 'exclude', 'tempLimit', 'workers', 'uploads', 'force', 'retries', 'kubernetes', 'pushgateway', ...S3, ...SFTP] },
+  snapshots: { run: async (ctx) => (await import('./commands/snapshots.js')).snapshots(ctx), usage: 'snapshots --repo REPO (--credentials F | --key F) [--json]', options: [...COMMON, 'source', ...S3, ...SFTP] },
+  ls: { run: async (ctx) => (await import('./commands/ls.js')).ls(ctx), usage: 'ls --repo REPO (--credentials F | --key F) SNAPSHOT|latest', options: [...COMMON, 'source', ...S3, ...SFTP] },
+  repair: { run: async (ctx) => (await import('./commands/repair.js')).repair(ctx), usage: 'repair index --repo REPO --credentials F', options: [...COMMON, ...S3, ...SFTP] },
+  restore: { run: async (ctx) => (await import('./commands/restore.js')).restore(ctx), usage: 'restore --repo REPO --key owner.key.asc [--passphrase-file F] SNAPSHOT|latest --target DIR', options: [...COMMON, 'target', 'include', 'conflict', 'dryRun', 'source', ...S3, ...SFTP] },
 };
 
 function help(name?: string): string {

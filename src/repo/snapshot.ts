@@ -75,6 +75,16 @@ export async function listSnapshots(target: Target, unsealing: Unsealing, source
   return out.sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
 }
 
+/** The newest snapshot of one source, read alone: object names start with the UTC time, so they sort by it. */
+export async function latestSnapshot(target: Target, unsealing: Unsealing, source: string): Promise<StoredSnapshot | undefined> {
+  let newest: string | undefined;
+  for await (const object of target.list(`${Layout.snapshotsDir}/${source}`)) {
+    if (parseSnapshotName(object.name) && (newest === undefined || object.name > newest)) newest = object.name;
+  }
+  if (newest === undefined) return undefined;
+  return { ...(await getSealedJson<Snapshot>(target, newest, unsealing)), object: newest };
+}
+
 /** Find a snapshot by id, unique id prefix, or `latest` (optionally of one source). */
 export async function findSnapshot(target: Target, unsealing: Unsealing, ref: string, source?: string): Promise<StoredSnapshot> {
   const all = await listSnapshots(target, unsealing, source);
