@@ -46,7 +46,6 @@ try {
     if (await index.has(absent[i % absent.length]!)) throw new Error('found an absent id');
   };
   for (const parallel of [1, 16]) console.log(`lookup, ${parallel} in flight: present ${await rate(LOOKUPS, parallel, present)}, absent ${await rate(LOOKUPS, parallel, missing)}`);
-  console.log(`lookupSync: present ${await rate(LOOKUPS, 1, (i) => index.lookupSync(ids[i % ids.length]!))}, absent ${await rate(LOOKUPS, 1, (i) => index.hasSync(absent[i % absent.length]!))}`);
   start = performance.now();
   for await (const { id, loc } of syntheticEntries(LOOKUPS, 'added')) await index.add(id, loc);
   console.log(`add: ${LOOKUPS} new ids in ${((performance.now() - start) / 1000).toFixed(2)} s (check + insert, spills and merges included)`);

@@ -140,16 +140,16 @@ describe('DiskIndex', () => {
     assert.equal(index.size, count);
     for (let i = 0; i < count; i += 7) {
       assert.deepEqual(await index.lookup(syntheticId(i)), syntheticLocation(i));
-      assert.deepEqual(index.lookupSync(syntheticId(i)), syntheticLocation(i));
+      assert.deepEqual(await index.lookup(syntheticId(i)), syntheticLocation(i));
     }
     for (let i = 0; i < 2000; i++) {
       assert.equal(await index.lookup(syntheticId(i, 'absent')), undefined);
-      assert.equal(index.lookupSync(syntheticId(i, 'absent')), undefined);
+      assert.equal(await index.lookup(syntheticId(i, 'absent')), undefined);
     }
     assert.equal(await index.has(syntheticId(count - 1)), true);
-    assert.equal(index.hasSync(syntheticId(count - 1)), true);
+    assert.equal(await index.has(syntheticId(count - 1)), true);
     assert.equal(await index.has(syntheticId(count)), false);
-    assert.equal(index.hasSync(syntheticId(count)), false);
+    assert.equal(await index.has(syntheticId(count)), false);
     await index.close();
   });
 
@@ -170,7 +170,10 @@ describe('DiskIndex', () => {
       return id;
     });
     const index = await DiskIndex.build(dir, ids.map((id, i) => ({ id, loc: syntheticLocation(i) })));
-    for (const [i, id] of ids.entries()) assert.deepEqual(i % 4 ? index.lookupSync(id) : await index.lookup(id), syntheticLocation(i));
+    for (const [i, id] of ids.entries()) {
+      assert.deepEqual(await index.lookup(id), syntheticLocation(i));
+      assert.equal(await index.has(id), true);
+    }
     const absent = syntheticId(0, 'absent');
     absent.fill(0x42, 0, 4);
     assert.equal(await index.lookup(absent), undefined);
@@ -187,7 +190,7 @@ describe('DiskIndex', () => {
     assert.equal(index.size, 5000 + added);
     for (let i = 0; i < added; i++) {
       assert.deepEqual(await index.lookup(syntheticId(i, 'added')), syntheticLocation(i + 7000), `added id ${i}`);
-      assert.equal(index.hasSync(syntheticId(i, 'added')), true);
+      assert.equal(await index.has(syntheticId(i, 'added')), true);
     }
     for (let i = 0; i < 5000; i += 11) assert.deepEqual(await index.lookup(syntheticId(i)), syntheticLocation(i));
     for (let i = 0; i < 1000; i++) assert.equal(await index.has(syntheticId(i, 'absent')), false);
@@ -260,7 +263,7 @@ describe('DiskIndex', () => {
   it('rejects ids of the wrong length', async () => {
     const index = await DiskIndex.build(dir, []);
     await assert.rejects(index.lookup(pseudoRandomBytes('short', 20)), /32 bytes/);
-    assert.throws(() => index.hasSync(pseudoRandomBytes('short', 33)), /32 bytes/);
+    await assert.rejects(index.has(pseudoRandomBytes('short', 33)), /32 bytes/);
     await index.close();
   });
 

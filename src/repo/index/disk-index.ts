@@ -5,7 +5,7 @@ import { RecentTable } from './recent.js';
 import { decodeLocation, encodeRecord, ID_SIZE, RECORD_SIZE, type BlobLocation, type IndexEntry } from './records.js';
 import { RunFiles } from './run-files.js';
 import { MAX_SORT_RECORDS } from './sort.js';
-import { searchAsync, searchSync, type Search, type SortedRun } from './sorted-run.js';
+import { searchAsync, type Search, type SortedRun } from './sorted-run.js';
 
 /** Tuning knobs; the defaults suit millions of ids in a few MiB of memory. */
 export interface DiskIndexOptions {
@@ -114,19 +114,6 @@ export class DiskIndex {
   /** Whether the repository (or this run) has chunk `id`; cheaper than lookup when the location is not needed. */
   async has(id: Uint8Array): Promise<boolean> {
     return (await searchAsync(this.search(id))) !== undefined;
-  }
-
-  /**
-   * Blocking lookup(): about a tenth of the CPU per read (no thread-pool round trip) while the index
-   * pages are cached, but it stalls the event loop for a disk read when they are not.
-   */
-  lookupSync(id: Uint8Array): BlobLocation | undefined {
-    return this.location(searchSync(this.search(id)));
-  }
-
-  /** Blocking has(); see lookupSync. */
-  hasSync(id: Uint8Array): boolean {
-    return searchSync(this.search(id)) !== undefined;
   }
 
   /** Record a blob stored during this run; resolves to false (and keeps the known location) if `id` was known. */
