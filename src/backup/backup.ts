@@ -120,12 +120,12 @@ export async function runBackup(repo: Repository, options: BackupOptions, observ
   const runDir = await mkdtemp(join(options.tempDir, 'kbrackup-'));
   const started = new Date();
   const added = new ChunkList(runDir);
-  let index: DiskIndex | undefined;
+  let index: Promise<DiskIndex> | undefined;
   let previous: PreviousTree | undefined;
   try {
-    index = await DiskIndex.buildFromRecords(runDir, readIndexObjects(repo.target, repo.unsealing));
+    // Built on first use: a run in which no file changed never downloads or sorts the index.
+    const known = () => (index ??= DiskIndex.buildFromRecords(runDir, readIndexObjects(repo.target, repo.unsealing)));
     previous = await PreviousTree.open(repo, options.source, runDir);
-    const known = index;
     const budget = new ByteBudget(limit);
     const keys = new SessionKeys(repo.contentSealing);
     let dataAddedPacked = 0;
@@ -134,13 +134,12 @@ export async function runBackup(repo: Repository, options: BackupOptions, observ
     });
     const packer = new Packer(runDir, repo.config.packSize, packReserve, budget, uploader, keys);
     const recording: ChunkIndex = {
-      lookup: (id) => known.lookup(id),
+      lookup: async (id) => (await known()).lookup(id),
       add: async (id, location) => {
-        const fresh = await known.add(id, location);
+        const fresh = await (await known()).add(id, location);
         if (fresh) await added.add({ id: id.toString('hex'), ...location });
         return fresh;
       },
-      close: () => known.close(),
     };
     const ctx: StoreContext = {
       tempDir: runDir,
@@ -313,7 +312,7 @@ export async function runBackup(repo: Repository, options: BackupOptions, observ
     return { snapshot, summary };
   } finally {
     await previous?.close().catch(() => undefined);
-    await index?.close();
+    await (await index?.catch(() => undefined))?.close();
     await rm(runDir, { recursive: true, force: true });
   }
 }

@@ -6,6 +6,4 @@ export interface ChunkIndex {
   lookup(id: Buffer): Promise<BlobLocation | undefined>;
   /** Record a chunk stored during this run; false when another worker recorded the same id first. */
   add(id: Buffer, location: BlobLocation): Promise<boolean>;
-  /** Release resources. */
-  close(): Promise<void>;
 }
