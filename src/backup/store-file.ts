@@ -110,18 +110,25 @@ async function storeLarge(ctx: StoreContext, handle: FileHandle, scanFirst: bool
   let scan = createHmac('sha256', ctx.idKey);
   let chunkStart = 0;
   let pos = 0;
+  const readAt = (offset: number): Promise<Buffer> => {
+    const buf = Buffer.allocUnsafe(READ_SIZE);
+    const read = handle.read(buf, 0, READ_SIZE, offset).then(({ bytesRead }) => buf.subarray(0, bytesRead));
+    read.catch(() => undefined);
+    return read;
+  };
+  // One read ahead: the thread pool fetches the next block while this one is hashed and encrypted.
+  let next = readAt(0);
   try {
     for (;;) {
       ctx.signal.throwIfAborted();
       ctx.uploader.check();
-      const buf = Buffer.allocUnsafe(READ_SIZE);
-      const { bytesRead } = await handle.read(buf, 0, READ_SIZE, pos);
-      if (bytesRead === 0) break;
-      ctx.onRead(bytesRead);
-      let data = buf.subarray(0, bytesRead);
-      fileHash.update(data);
+      let data = await next;
+      if (data.length === 0) break;
       let at = pos;
-      pos += bytesRead;
+      pos += data.length;
+      next = readAt(pos);
+      ctx.onRead(data.length);
+      fileHash.update(data);
       while (data.length > 0) {
         const { consumed, boundary } = cutter.update(data);
         const piece = data.subarray(0, consumed);
@@ -150,6 +157,8 @@ async function storeLarge(ctx: StoreContext, handle: FileHandle, scanFirst: bool
       open = undefined;
     }
   } catch (err) {
+    // The caller closes the handle: the read in flight must be over by then.
+    await next.catch(() => undefined);
     if (open) {
       await open.encoder.abort();
       await rm(open.path, { force: true });
