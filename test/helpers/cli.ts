@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 
 /** Node flags the container image runs with (Dockerfile NODE_OPTIONS): memory is measured as a pod runs. */
-export const POD_NODE_ARGS = ['--max-old-space-size=24'];
+export const POD_NODE_ARGS = ['--max-old-space-size=24', '--max-semi-space-size=1'];
 
 /** What a CLI run produced. */
 export interface RunResult {
