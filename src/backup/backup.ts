@@ -25,6 +25,7 @@ import { PreviousTree, type PreviousEntry } from './previous.js';
 import { Packer } from './packer.js';
 import { Progress } from './progress.js';
 import { SessionKeys } from './session-keys.js';
+import { HashThread } from '../crypto/hash-thread.js';
 import { storeFile, type StoreContext, type StoredFile } from './store-file.js';
 import { Uploader } from './uploader.js';
 import { walk, type WalkItem } from './walker.js';
@@ -122,6 +123,7 @@ export async function runBackup(repo: Repository, options: BackupOptions, observ
   const added = new ChunkList(runDir);
   let index: Promise<DiskIndex> | undefined;
   let previous: PreviousTree | undefined;
+  const hashes = new HashThread();
   try {
     // Built on first use: a run in which no file changed never downloads or sorts the index.
     const known = () => (index ??= DiskIndex.buildFromRecords(runDir, readIndexObjects(repo.target, repo.unsealing)));
@@ -151,6 +153,7 @@ export async function runBackup(repo: Repository, options: BackupOptions, observ
       keys,
       index: recording,
       idKey: secrets.chunkIdKey,
+      hashes,
       newCutter: () => newCutter(repo, secrets.chunkerSeed),
       signal: options.signal,
       onRead: (n) => {
@@ -311,6 +314,7 @@ export async function runBackup(repo: Repository, options: BackupOptions, observ
     await writeSnapshot(repo, snapshot);
     return { snapshot, summary };
   } finally {
+    await hashes.close();
     await previous?.close().catch(() => undefined);
     await (await index?.catch(() => undefined))?.close();
     await rm(runDir, { recursive: true, force: true });

@@ -1,4 +1,3 @@
-import { createHmac } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { once } from 'node:events';
 import type { Transform } from 'node:stream';
@@ -8,7 +7,6 @@ import type { KeyedHeader } from './session-keys.js';
 
 /** What an encoded chunk turned out to be. */
 export interface EncodedChunk {
-  id: Buffer;
   codec: Codec;
   rawLength: number;
   /** Bytes of the temp file: key packets + blob. */
@@ -22,36 +20,37 @@ const WRITE_BATCH = 1024 * 1024;
 const MAX_IOV = 512;
 
 /**
- * Encodes one chunk as it streams by: keyed hash for its id, codec chosen from its first bytes, then
+ * Encodes one chunk as it streams by (the caller names it): codec chosen from its first bytes, then
  * (optional compression and) encryption straight into a temp file. Stored-as-is data takes a synchronous
  * path with no stream hops; only the sample and one write batch are ever buffered.
  */
 export class ChunkEncoder {
-  private readonly hmac;
   private rawLength = 0;
   private sample: Buffer[] = [];
   private sampled = 0;
   private started = false;
   private codec: Codec = 'none';
   private writer: SeipdWriter | undefined;
-  private handle: FileHandle | undefined;
+  private readonly handle: Promise<FileHandle>;
   private batch: Buffer[] = [];
   private batched = 0;
   private size = 0;
+  /** The one write in flight: encryption of the next batch overlaps it. */
+  private writing: Promise<void> = Promise.resolve();
   private deflate: Transform | undefined;
   private draining: Promise<void> | undefined;
 
   constructor(
     private readonly path: string,
     private readonly key: KeyedHeader,
-    idKey: Buffer,
   ) {
-    this.hmac = createHmac('sha256', idKey);
+    // Opened while the first batch is encrypted: creating a file waits on the journal when uploads fsync.
+    this.handle = open(path, 'wx');
+    this.handle.catch(() => undefined);
   }
 
   /** Add the next bytes of the chunk; resolves when they are handed on. The caller must not reuse `data`. */
   async write(data: Buffer): Promise<void> {
-    this.hmac.update(data);
     this.rawLength += data.length;
     if (!this.started) {
       this.sample.push(data);
@@ -71,7 +70,6 @@ export class ChunkEncoder {
     // The literal packet's filename names the codec, so it is known only now.
     const writer = new SeipdWriter({ sessionKey: this.key.sessionKey, filename: this.codec });
     this.writer = writer;
-    this.handle = await open(this.path, 'wx');
     await this.emit([this.key.header]);
     if (this.codec === 'none') {
       await this.emit(writer.update(sample));
@@ -94,22 +92,30 @@ export class ChunkEncoder {
     if (!this.deflate.write(data)) await Promise.race([once(this.deflate, 'drain'), this.draining]);
   }
 
-  /** Queue encrypted bytes; write them out once a batch is full (or when forced). */
+  /** Queue encrypted bytes; once a batch is full (or when forced) write it behind the one in flight. */
   private async emit(parts: Buffer[], force = false): Promise<void> {
     for (const p of parts) {
       this.batch.push(p);
       this.batched += p.length;
     }
     if (!force && this.batched < WRITE_BATCH) return;
-    const handle = this.handle as FileHandle;
-    while (this.batch.length > 0) {
-      const slice = this.batch.splice(0, MAX_IOV);
+    const batch = this.batch;
+    this.batch = [];
+    this.batched = 0;
+    await this.writing;
+    this.writing = this.flush(batch);
+    this.writing.catch(() => undefined);
+  }
+
+  private async flush(batch: Buffer[]): Promise<void> {
+    const handle = await this.handle;
+    for (let i = 0; i < batch.length; i += MAX_IOV) {
+      const slice = batch.slice(i, i + MAX_IOV);
       const bytes = slice.reduce((n, b) => n + b.length, 0);
       const { bytesWritten } = await handle.writev(slice);
       if (bytesWritten !== bytes) throw new Error(`short write to ${this.path}`);
       this.size += bytesWritten;
     }
-    this.batched = 0;
   }
 
   /** End the chunk: waits for the temp file to be complete and names the chunk. */
@@ -120,14 +126,15 @@ export class ChunkEncoder {
       await this.draining;
     }
     await this.emit((this.writer as SeipdWriter).final(), true);
-    await (this.handle as FileHandle).close();
-    this.handle = undefined;
-    return { id: this.hmac.digest(), codec: this.codec, rawLength: this.rawLength, size: this.size, headerLength: this.key.header.length };
+    await this.writing;
+    await (await this.handle).close();
+    return { codec: this.codec, rawLength: this.rawLength, size: this.size, headerLength: this.key.header.length };
   }
 
   /** Abandon the chunk (on error or cancel); the caller removes the file. */
   async abort(): Promise<void> {
     this.deflate?.destroy();
-    await this.handle?.close().catch(() => undefined);
+    await this.writing.catch(() => undefined);
+    await this.handle.then((h) => h.close()).catch(() => undefined);
   }
 }

@@ -3,6 +3,7 @@ import { open, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BigIntStats } from 'node:fs';
 import type { Cutter } from '../chunker/cutter.js';
+import { HASH_BLOCK, type HashThread } from '../crypto/hash-thread.js';
 import { chooseCodec } from '../compress/codec.js';
 import { Layout } from '../repo/layout.js';
 import type { BlobLocation, ChunkRef } from '../repo/tree.js';
@@ -26,6 +27,8 @@ export interface StoreContext {
   keys: SessionKeys;
   index: ChunkIndex;
   idKey: Buffer;
+  /** Hashes large files (SHA-256 and chunk ids) beside the main thread. */
+  hashes: HashThread;
   newCutter: () => Cutter;
   signal: AbortSignal;
   /** Counts bytes read from sources and bytes added to the repository. */
@@ -41,7 +44,7 @@ export interface StoredFile {
 }
 
 /** Read size for large files: big enough for few syscalls, small enough for many workers in 64 MiB. */
-const READ_SIZE = 256 * 1024;
+const READ_SIZE = HASH_BLOCK;
 
 /** The bytes of a chunk read in the scan differ from those read to encrypt it: the file is being written. */
 class ChangedDuringRead extends Error {}
@@ -102,14 +105,28 @@ async function storeSmall(ctx: StoreContext, handle: FileHandle, size: number): 
   return { size: got, sha256: createHash('sha256').update(data).digest('hex'), chunks };
 }
 
+/** Chunks finishing (last write, close, index) while the next one is encrypted. */
+const CLOSING = 2;
+
 async function storeLarge(ctx: StoreContext, handle: FileHandle, scanFirst: boolean): Promise<StoredFile> {
   const cutter = ctx.newCutter();
-  const fileHash = createHash('sha256');
+  const hash = ctx.hashes.open(ctx.idKey);
   const chunks = new ChunkList(ctx.tempDir);
   let open: { encoder: ChunkEncoder; path: string } | undefined;
-  let scan = createHmac('sha256', ctx.idKey);
   let chunkStart = 0;
   let pos = 0;
+  // In file order; each settles by itself, so a failure of one never strands the others' temp files.
+  const closing: Promise<ChunkRef>[] = [];
+  const settle = async (bound: number): Promise<void> => {
+    while (closing.length > bound) await chunks.add(await (closing.shift() as Promise<ChunkRef>));
+  };
+  // A scanned chunk is looked up (and read again only if new); a chunk encrypted in this pass is closed.
+  const finishChunk = (end: number, id: Promise<Buffer>): void => {
+    if (scanFirst) closing.push(scannedChunk(ctx, handle, chunkStart, end - chunkStart, id));
+    else closing.push(closeChunk(ctx, (open as { encoder: ChunkEncoder }).encoder, (open as { path: string }).path, id));
+    open = undefined;
+    chunkStart = end;
+  };
   const readAt = (offset: number): Promise<Buffer> => {
     const buf = Buffer.allocUnsafe(READ_SIZE);
     const read = handle.read(buf, 0, READ_SIZE, offset).then(({ bytesRead }) => buf.subarray(0, bytesRead));
@@ -124,89 +141,92 @@ async function storeLarge(ctx: StoreContext, handle: FileHandle, scanFirst: bool
       ctx.uploader.check();
       let data = await next;
       if (data.length === 0) break;
-      let at = pos;
+      const blockStart = pos;
       pos += data.length;
       next = readAt(pos);
       ctx.onRead(data.length);
-      fileHash.update(data);
+      await hash.block(data);
+      let at = blockStart;
       while (data.length > 0) {
         const { consumed, boundary } = cutter.update(data);
-        const piece = data.subarray(0, consumed);
-        at += consumed;
-        if (scanFirst) scan.update(piece);
-        else {
+        if (!scanFirst) {
           open ??= await openChunk(ctx);
-          await open.encoder.write(piece);
+          await open.encoder.write(data.subarray(0, consumed));
         }
+        at += consumed;
         if (boundary) {
-          if (scanFirst) {
-            await chunks.add(await scannedChunk(ctx, handle, chunkStart, at - chunkStart, scan.digest()));
-            scan = createHmac('sha256', ctx.idKey);
-          } else {
-            await chunks.add(await closeChunk(ctx, (open as { encoder: ChunkEncoder }).encoder, (open as { path: string }).path));
-            open = undefined;
-          }
-          chunkStart = at;
+          finishChunk(at, hash.cut(at - blockStart));
+          await settle(CLOSING);
         }
         data = data.subarray(consumed);
       }
     }
-    if (scanFirst && pos > chunkStart) await chunks.add(await scannedChunk(ctx, handle, chunkStart, pos - chunkStart, scan.digest()));
-    if (open) {
-      await chunks.add(await closeChunk(ctx, open.encoder, open.path));
-      open = undefined;
-    }
+    const { sha256, lastId } = await hash.end(pos > chunkStart);
+    if (lastId) finishChunk(pos, lastId);
+    await settle(0);
+    return { size: pos, sha256, chunks };
   } catch (err) {
-    // The caller closes the handle: the read in flight must be over by then.
+    hash.abandon();
+    // The caller closes the handle: the read in flight and the chunks closing must be over by then.
     await next.catch(() => undefined);
-    if (open) {
-      await open.encoder.abort();
-      await rm(open.path, { force: true });
-      ctx.budget.release(ctx.chunkReserve);
-    }
+    await Promise.allSettled(closing);
+    if (open) await dropChunk(ctx, open.encoder, open.path);
     await chunks.dispose();
     throw err;
   }
-  return { size: pos, sha256: fileHash.digest('hex'), chunks };
 }
 
 /** A chunk found by the scan: known ids are referenced; a new one is read again and encrypted. */
-async function scannedChunk(ctx: StoreContext, handle: FileHandle, offset: number, length: number, id: Buffer): Promise<ChunkRef> {
+async function scannedChunk(ctx: StoreContext, handle: FileHandle, offset: number, length: number, scanned: Promise<Buffer>): Promise<ChunkRef> {
+  const id = await scanned;
   const known = await ctx.index.lookup(id);
   if (known) return { id: id.toString('hex'), ...known };
   const { encoder, path } = await openChunk(ctx);
+  const reread = createHmac('sha256', ctx.idKey);
   try {
     for (let done = 0; done < length; ) {
       const buf = Buffer.allocUnsafe(Math.min(READ_SIZE, length - done));
       const { bytesRead } = await handle.read(buf, 0, buf.length, offset + done);
       if (bytesRead === 0) throw new ChangedDuringRead();
       ctx.onRead(bytesRead);
+      reread.update(buf.subarray(0, bytesRead));
       await encoder.write(buf.subarray(0, bytesRead));
       done += bytesRead;
     }
+    // Never store data under another chunk's id: a mismatch means the file changed between the passes.
+    if (!reread.digest().equals(id)) throw new ChangedDuringRead();
   } catch (err) {
-    await encoder.abort();
-    await rm(path, { force: true });
-    ctx.budget.release(ctx.chunkReserve);
+    await dropChunk(ctx, encoder, path);
     throw err;
   }
-  const ref = await closeChunk(ctx, encoder, path);
-  // Never store data under another chunk's id: a mismatch means the file changed between the passes.
-  if (ref.id !== id.toString('hex')) throw new ChangedDuringRead();
-  return ref;
+  return closeChunk(ctx, encoder, path, id);
 }
 
 async function openChunk(ctx: StoreContext): Promise<{ encoder: ChunkEncoder; path: string }> {
   await ctx.budget.reserve(ctx.chunkReserve);
   const path = join(ctx.tempDir, `chunk-${randomBytes(12).toString('hex')}`);
-  return { encoder: new ChunkEncoder(path, await ctx.keys.next(), ctx.idKey), path };
+  return { encoder: new ChunkEncoder(path, await ctx.keys.next()), path };
+}
+
+/** Abandon a chunk being encoded: its temp file goes and its temp space is given back. */
+async function dropChunk(ctx: StoreContext, encoder: ChunkEncoder, path: string): Promise<void> {
+  await encoder.abort();
+  await rm(path, { force: true });
+  ctx.budget.release(ctx.chunkReserve);
 }
 
 /** Finish a chunk: known ids are dropped (dedup), new ones go to the upload queue. */
-async function closeChunk(ctx: StoreContext, encoder: ChunkEncoder, path: string): Promise<BlobLocation & { id: string }> {
-  const chunk = await encoder.finish();
-  const id = chunk.id.toString('hex');
-  const known = await ctx.index.lookup(chunk.id);
+async function closeChunk(ctx: StoreContext, encoder: ChunkEncoder, path: string, named: Buffer | Promise<Buffer>): Promise<ChunkRef> {
+  let chunk;
+  let key;
+  try {
+    [chunk, key] = await Promise.all([encoder.finish(), named]);
+  } catch (err) {
+    await dropChunk(ctx, encoder, path);
+    throw err;
+  }
+  const id = key.toString('hex');
+  const known = await ctx.index.lookup(key);
   if (known) {
     await rm(path, { force: true });
     ctx.budget.release(ctx.chunkReserve);
@@ -219,13 +239,15 @@ async function closeChunk(ctx: StoreContext, encoder: ChunkEncoder, path: string
     rawLength: chunk.rawLength,
     codec: chunk.codec,
   };
-  if (!(await ctx.index.add(chunk.id, location))) {
+  if (!(await ctx.index.add(key, location))) {
     // Another worker stored the same chunk while this one was encoding it.
     await rm(path, { force: true });
     ctx.budget.release(ctx.chunkReserve);
-    return { id, ...((await ctx.index.lookup(chunk.id)) as BlobLocation) };
+    return { id, ...((await ctx.index.lookup(key)) as BlobLocation) };
   }
   ctx.onAdded(chunk.size);
-  ctx.uploader.submit(location.object, path, chunk.size, ctx.chunkReserve);
+  // The reserve was for the largest chunk; now that the size is known, the rest is free for others.
+  ctx.budget.release(ctx.chunkReserve - chunk.size);
+  ctx.uploader.submit(location.object, path, chunk.size, chunk.size);
   return { id, ...location };
 }

@@ -9,19 +9,32 @@ import type { ByteRange, ObjectInfo, PutSource, Target } from '../target.js';
 /** Objects in flight carry this prefix so listings and readers never see half-written files. */
 const TEMP_PREFIX = '.tmp-';
 
-/** Rename when on the same filesystem (no second write of the data), copy across devices. */
-async function moveOrCopy(from: string, to: string): Promise<void> {
+/** fsync before rename: after a crash an object is either absent or complete, never empty. */
+async function syncFile(path: string): Promise<void> {
+  const handle = await open(path, 'r+');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Make `from` durable and rename it to `to`; false when they are on different filesystems. */
+async function syncAndMove(from: string, to: string): Promise<boolean> {
+  await syncFile(from);
   try {
     await rename(from, to);
+    return true;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
-    await copyFile(from, to);
+    if ((err as NodeJS.ErrnoException).code === 'EXDEV') return false;
+    throw err;
   }
 }
 
 /** A repository in a local folder (also NFS or a mounted PVC). */
 export class FilesystemTarget implements Target {
   readonly description: string;
+  private readonly folders = new Set<string>();
 
   constructor(private readonly root: string) {
     this.description = `file://${root}`;
@@ -48,23 +61,28 @@ export class FilesystemTarget implements Target {
 
   async put(name: string, source: PutSource): Promise<void> {
     const final = this.path(name);
-    const temp = join(dirname(final), `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
+    const dir = dirname(final);
+    let temp: string | undefined;
     try {
-      await mkdir(dirname(final), { recursive: true });
-      if ('file' in source) await (source.consumable ? moveOrCopy(source.file, temp) : copyFile(source.file, temp));
+      await this.ensureDir(dir);
+      // A file the caller gives up is made durable where it lies and moved in with a single rename.
+      if ('file' in source && source.consumable && (await syncAndMove(source.file, final))) return;
+      temp = join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
+      if ('file' in source) await copyFile(source.file, temp);
       else await writeFile(temp, source.bytes);
-      // fsync before rename: after a crash an object is either absent or complete, never empty.
-      const handle = await open(temp, 'r+');
-      try {
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
+      await syncFile(temp);
       await rename(temp, final);
     } catch (err) {
-      await rm(temp, { force: true }).catch(() => undefined);
+      if (temp !== undefined) await rm(temp, { force: true }).catch(() => undefined);
       throw this.fail(name, err);
     }
+  }
+
+  /** mkdir -p once per folder: a backup puts thousands of objects into a few hundred fan-out folders. */
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.folders.has(dir)) return;
+    await mkdir(dir, { recursive: true });
+    this.folders.add(dir);
   }
 
   async get(name: string, range?: ByteRange): Promise<Readable> {
