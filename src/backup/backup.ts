@@ -2,8 +2,6 @@ import { access, constants, lstat, mkdtemp, rm } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, join } from 'node:path';
-import { FastCdc } from '../chunker/fastcdc.js';
-import { FixedCutter } from '../chunker/fixed.js';
 import type { Cutter } from '../chunker/cutter.js';
 import { formatSize } from '../config/sizes.js';
 import { ConfigError, KbrackupError, describeError } from '../errors.js';
@@ -25,7 +23,8 @@ import { PreviousTree, type PreviousEntry } from './previous.js';
 import { Packer } from './packer.js';
 import { Progress } from './progress.js';
 import { SessionKeys } from './session-keys.js';
-import { HashThread } from '../crypto/hash-thread.js';
+import { ChunkThread } from '../chunker/chunk-thread.js';
+import { maxChunkSize } from '../chunker/spec.js';
 import { storeFile, type StoreContext, type StoredFile } from './store-file.js';
 import { Uploader } from './uploader.js';
 import { walk, type WalkItem } from './walker.js';
@@ -65,19 +64,6 @@ const WINDOW = 64;
 /** Key packets + AEAD tags + framing add well under this to a chunk. */
 const OVERHEAD = 64 * 1024;
 
-/** The largest chunk the repository's chunker makes. */
-function maxChunk(repo: Repository): number {
-  const c = repo.config.chunker;
-  return c.algorithm === 'fixed' ? c.size : c.max;
-}
-
-function newCutter(repo: Repository, seed: Buffer): Cutter {
-  const c = repo.config.chunker;
-  if (c.algorithm === 'fixed') return new FixedCutter(c.size);
-  if (c.algorithm === 'fastcdc') return new FastCdc(c, seed);
-  throw new KbrackupError(`this kbrackup cannot cut chunks with "${(c as { algorithm: string }).algorithm}"; use a newer kbrackup`);
-}
-
 async function checkTempDir(dir: string): Promise<void> {
   try {
     await access(dir, constants.W_OK | constants.X_OK);
@@ -111,7 +97,7 @@ export async function runBackup(repo: Repository, options: BackupOptions, observ
   if (!secrets) throw new ConfigError('backup needs the repository key: pass --credentials (or --passphrase-file for a passphrase repository)');
   const rootStat = await statRoot(options.root);
   await checkTempDir(options.tempDir);
-  const chunkReserve = maxChunk(repo) + OVERHEAD;
+  const chunkReserve = maxChunkSize(repo.config.chunker) + OVERHEAD;
   const packReserve = repo.config.packSize + repo.config.smallFile + OVERHEAD;
   const needed = chunkReserve + packReserve;
   const limit = options.tempLimit || Math.max(needed, (options.workers + options.uploads) * chunkReserve + packReserve);
@@ -123,7 +109,7 @@ export async function runBackup(repo: Repository, options: BackupOptions, observ
   const added = new ChunkList(runDir);
   let index: Promise<DiskIndex> | undefined;
   let previous: PreviousTree | undefined;
-  const hashes = new HashThread();
+  const chunker = new ChunkThread({ config: repo.config.chunker, seed: secrets.chunkerSeed }, secrets.chunkIdKey);
   try {
     // Built on first use: a run in which no file changed never downloads or sorts the index.
     const known = () => (index ??= DiskIndex.buildFromRecords(runDir, readIndexObjects(repo.target, repo.unsealing)));
@@ -153,8 +139,7 @@ export async function runBackup(repo: Repository, options: BackupOptions, observ
       keys,
       index: recording,
       idKey: secrets.chunkIdKey,
-      hashes,
-      newCutter: () => newCutter(repo, secrets.chunkerSeed),
+      chunker,
       signal: options.signal,
       onRead: (n) => {
         progress.bytesRead += n;
@@ -314,7 +299,7 @@ export async function runBackup(repo: Repository, options: BackupOptions, observ
     await writeSnapshot(repo, snapshot);
     return { snapshot, summary };
   } finally {
-    await hashes.close();
+    await chunker.close();
     await previous?.close().catch(() => undefined);
     await (await index?.catch(() => undefined))?.close();
     await rm(runDir, { recursive: true, force: true });

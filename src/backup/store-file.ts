@@ -2,8 +2,7 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BigIntStats } from 'node:fs';
-import type { Cutter } from '../chunker/cutter.js';
-import { HASH_BLOCK, type HashThread } from '../crypto/hash-thread.js';
+import { CHUNK_BLOCK, type BlockCuts, type ChunkThread } from '../chunker/chunk-thread.js';
 import { chooseCodec } from '../compress/codec.js';
 import { Layout } from '../repo/layout.js';
 import type { BlobLocation, ChunkRef } from '../repo/tree.js';
@@ -27,9 +26,8 @@ export interface StoreContext {
   keys: SessionKeys;
   index: ChunkIndex;
   idKey: Buffer;
-  /** Hashes large files (SHA-256 and chunk ids) beside the main thread. */
-  hashes: HashThread;
-  newCutter: () => Cutter;
+  /** Cuts, hashes and names the chunks of large files beside the main thread. */
+  chunker: ChunkThread;
   signal: AbortSignal;
   /** Counts bytes read from sources and bytes added to the repository. */
   onRead: (bytes: number) => void;
@@ -44,7 +42,7 @@ export interface StoredFile {
 }
 
 /** Read size for large files: big enough for few syscalls, small enough for many workers in 64 MiB. */
-const READ_SIZE = HASH_BLOCK;
+const READ_SIZE = CHUNK_BLOCK;
 
 /** The bytes of a chunk read in the scan differ from those read to encrypt it: the file is being written. */
 class ChangedDuringRead extends Error {}
@@ -105,27 +103,46 @@ async function storeSmall(ctx: StoreContext, handle: FileHandle, size: number): 
   return { size: got, sha256: createHash('sha256').update(data).digest('hex'), chunks };
 }
 
+/** Blocks handed to the chunk thread ahead of the one being encrypted. */
+const CUT_AHEAD = 3;
+
 /** Chunks finishing (last write, close, index) while the next one is encrypted. */
 const CLOSING = 2;
 
 async function storeLarge(ctx: StoreContext, handle: FileHandle, scanFirst: boolean): Promise<StoredFile> {
-  const cutter = ctx.newCutter();
-  const hash = ctx.hashes.open(ctx.idKey);
+  const chunking = ctx.chunker.open();
   const chunks = new ChunkList(ctx.tempDir);
   let open: { encoder: ChunkEncoder; path: string } | undefined;
   let chunkStart = 0;
   let pos = 0;
+  let at = 0;
   // In file order; each settles by itself, so a failure of one never strands the others' temp files.
   const closing: Promise<ChunkRef>[] = [];
   const settle = async (bound: number): Promise<void> => {
     while (closing.length > bound) await chunks.add(await (closing.shift() as Promise<ChunkRef>));
   };
   // A scanned chunk is looked up (and read again only if new); a chunk encrypted in this pass is closed.
-  const finishChunk = (end: number, id: Promise<Buffer>): void => {
+  const finishChunk = (end: number, id: Buffer): void => {
     if (scanFirst) closing.push(scannedChunk(ctx, handle, chunkStart, end - chunkStart, id));
     else closing.push(closeChunk(ctx, (open as { encoder: ChunkEncoder }).encoder, (open as { path: string }).path, id));
     open = undefined;
     chunkStart = end;
+  };
+  const encodeBlock = async (data: Buffer, { cuts, ids }: BlockCuts): Promise<void> => {
+    let from = 0;
+    for (let i = 0; i <= cuts.length; i++) {
+      const to = cuts[i] ?? data.length;
+      if (!scanFirst && to > from) {
+        open ??= await openChunk(ctx);
+        await open.encoder.write(data.subarray(from, to));
+      }
+      at += to - from;
+      from = to;
+      if (i < cuts.length) {
+        finishChunk(at, ids[i] as Buffer);
+        await settle(CLOSING);
+      }
+    }
   };
   const readAt = (offset: number): Promise<Buffer> => {
     const buf = Buffer.allocUnsafe(READ_SIZE);
@@ -133,42 +150,38 @@ async function storeLarge(ctx: StoreContext, handle: FileHandle, scanFirst: bool
     read.catch(() => undefined);
     return read;
   };
-  // One read ahead: the thread pool fetches the next block while this one is hashed and encrypted.
-  let next = readAt(0);
+  // Three stages overlap: the thread pool reads ahead, the chunk thread cuts a few blocks ahead, and this
+  // thread encrypts the oldest; a few blocks of slack keep both threads busy despite uneven blocks.
+  let next: Promise<Buffer> | undefined = readAt(0);
+  const cutting: { data: Buffer; cuts: Promise<BlockCuts> }[] = [];
   try {
     for (;;) {
       ctx.signal.throwIfAborted();
       ctx.uploader.check();
-      let data = await next;
-      if (data.length === 0) break;
-      const blockStart = pos;
-      pos += data.length;
-      next = readAt(pos);
-      ctx.onRead(data.length);
-      await hash.block(data);
-      let at = blockStart;
-      while (data.length > 0) {
-        const { consumed, boundary } = cutter.update(data);
-        if (!scanFirst) {
-          open ??= await openChunk(ctx);
-          await open.encoder.write(data.subarray(0, consumed));
+      while (next !== undefined && cutting.length < CUT_AHEAD) {
+        const data: Buffer = await next;
+        if (data.length === 0) {
+          next = undefined;
+          break;
         }
-        at += consumed;
-        if (boundary) {
-          finishChunk(at, hash.cut(at - blockStart));
-          await settle(CLOSING);
-        }
-        data = data.subarray(consumed);
+        pos += data.length;
+        next = readAt(pos);
+        ctx.onRead(data.length);
+        await chunking.ready();
+        cutting.push({ data, cuts: chunking.block(data) });
       }
+      const oldest = cutting.shift();
+      if (oldest === undefined) break;
+      await encodeBlock(oldest.data, await oldest.cuts);
     }
-    const { sha256, lastId } = await hash.end(pos > chunkStart);
+    const { sha256, lastId } = await chunking.end();
     if (lastId) finishChunk(pos, lastId);
     await settle(0);
     return { size: pos, sha256, chunks };
   } catch (err) {
-    hash.abandon();
+    chunking.abandon();
     // The caller closes the handle: the read in flight and the chunks closing must be over by then.
-    await next.catch(() => undefined);
+    await next?.catch(() => undefined);
     await Promise.allSettled(closing);
     if (open) await dropChunk(ctx, open.encoder, open.path);
     await chunks.dispose();
@@ -177,8 +190,7 @@ async function storeLarge(ctx: StoreContext, handle: FileHandle, scanFirst: bool
 }
 
 /** A chunk found by the scan: known ids are referenced; a new one is read again and encrypted. */
-async function scannedChunk(ctx: StoreContext, handle: FileHandle, offset: number, length: number, scanned: Promise<Buffer>): Promise<ChunkRef> {
-  const id = await scanned;
+async function scannedChunk(ctx: StoreContext, handle: FileHandle, offset: number, length: number, id: Buffer): Promise<ChunkRef> {
   const known = await ctx.index.lookup(id);
   if (known) return { id: id.toString('hex'), ...known };
   const { encoder, path } = await openChunk(ctx);
@@ -216,11 +228,10 @@ async function dropChunk(ctx: StoreContext, encoder: ChunkEncoder, path: string)
 }
 
 /** Finish a chunk: known ids are dropped (dedup), new ones go to the upload queue. */
-async function closeChunk(ctx: StoreContext, encoder: ChunkEncoder, path: string, named: Buffer | Promise<Buffer>): Promise<ChunkRef> {
+async function closeChunk(ctx: StoreContext, encoder: ChunkEncoder, path: string, key: Buffer): Promise<ChunkRef> {
   let chunk;
-  let key;
   try {
-    [chunk, key] = await Promise.all([encoder.finish(), named]);
+    chunk = await encoder.finish();
   } catch (err) {
     await dropChunk(ctx, encoder, path);
     throw err;
