@@ -16,14 +16,15 @@ import type { Repository } from '../repo/repository.js';
 import { writeSnapshot, type Snapshot, type SnapshotSummary } from '../repo/snapshot.js';
 import type { FileEntry, TreeEntry } from '../repo/tree.js';
 import { ByteBudget, Limiter } from './budget.js';
-import type { ChunkIndex } from './chunk-index.js';
+import { recordingIndex } from './chunk-index.js';
 import { ChunkList } from './chunk-list.js';
 import { compileExcludes } from './exclude.js';
 import { PreviousTree, type PreviousEntry } from './previous.js';
 import { Packer } from './packer.js';
 import { Progress } from './progress.js';
 import { SessionKeys } from './session-keys.js';
-import { ChunkThread } from '../chunker/chunk-thread.js';
+import { CHUNK_BLOCK, ChunkThread } from '../chunker/chunk-thread.js';
+import { BlockPool } from '../util/block-pool.js';
 import { maxChunkSize } from '../chunker/spec.js';
 import { storeFile, type StoreContext, type StoredFile } from './store-file.js';
 import { Uploader } from './uploader.js';
@@ -121,14 +122,6 @@ export async function runBackup(repo: Repository, options: BackupOptions, observ
       dataAddedPacked += size;
     });
     const packer = new Packer(runDir, repo.config.packSize, packReserve, budget, uploader, keys);
-    const recording: ChunkIndex = {
-      lookup: async (id) => (await known()).lookup(id),
-      add: async (id, location) => {
-        const fresh = await (await known()).add(id, location);
-        if (fresh) await added.add({ id: id.toString('hex'), ...location });
-        return fresh;
-      },
-    };
     const ctx: StoreContext = {
       tempDir: runDir,
       budget,
@@ -137,9 +130,10 @@ export async function runBackup(repo: Repository, options: BackupOptions, observ
       uploader,
       packer,
       keys,
-      index: recording,
+      index: recordingIndex(known, added),
       idKey: secrets.chunkIdKey,
       chunker,
+      blocks: new BlockPool(CHUNK_BLOCK),
       signal: options.signal,
       onRead: (n) => {
         progress.bytesRead += n;

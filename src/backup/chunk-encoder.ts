@@ -22,11 +22,11 @@ const MAX_IOV = 512;
 /**
  * Encodes one chunk as it streams by (the caller names it): codec chosen from its first bytes, then
  * (optional compression and) encryption straight into a temp file. Stored-as-is data takes a synchronous
- * path with no stream hops; only the sample and one write batch are ever buffered.
+ * path with no stream hops; only the sample and two write batches are ever buffered.
  */
 export class ChunkEncoder {
   private rawLength = 0;
-  private sample: Buffer[] = [];
+  private sample: Buffer | undefined = Buffer.allocUnsafe(SAMPLE_BYTES);
   private sampled = 0;
   private started = false;
   private codec: Codec = 'none';
@@ -49,24 +49,28 @@ export class ChunkEncoder {
     this.handle.catch(() => undefined);
   }
 
-  /** Add the next bytes of the chunk; resolves when they are handed on. The caller must not reuse `data`. */
+  /** Add the next bytes of the chunk; once this resolves nothing refers to `data`, so the caller may reuse it. */
   async write(data: Buffer): Promise<void> {
     this.rawLength += data.length;
+    let rest = data;
     if (!this.started) {
-      this.sample.push(data);
-      this.sampled += data.length;
-      if (this.sampled >= SAMPLE_BYTES) await this.start();
-      return;
+      // The first bytes choose the codec; they are copied aside until there are enough of them.
+      const n = Math.min(rest.length, SAMPLE_BYTES - this.sampled);
+      rest.copy(this.sample as Buffer, this.sampled, 0, n);
+      this.sampled += n;
+      if (this.sampled < SAMPLE_BYTES) return;
+      await this.start();
+      rest = rest.subarray(n);
+      if (rest.length === 0) return;
     }
-    await this.encode(data);
+    await this.encode(rest);
   }
 
   private async start(): Promise<void> {
     this.started = true;
-    const pending = this.sample;
-    this.sample = [];
-    const sample = Buffer.concat(pending);
-    this.codec = chooseCodec(sample.subarray(0, SAMPLE_BYTES));
+    const sample = (this.sample as Buffer).subarray(0, this.sampled);
+    this.sample = undefined;
+    this.codec = chooseCodec(sample);
     // The literal packet's filename names the codec, so it is known only now.
     const writer = new SeipdWriter({ sessionKey: this.key.sessionKey, filename: this.codec });
     this.writer = writer;
@@ -89,7 +93,8 @@ export class ChunkEncoder {
       await this.emit((this.writer as SeipdWriter).update(data));
       return;
     }
-    if (!this.deflate.write(data)) await Promise.race([once(this.deflate, 'drain'), this.draining]);
+    // zlib reads its input later, on the thread pool: it gets a copy, as the caller reuses `data`.
+    if (!this.deflate.write(Buffer.from(data))) await Promise.race([once(this.deflate, 'drain'), this.draining]);
   }
 
   /** Queue encrypted bytes; once a batch is full (or when forced) write it behind the one in flight. */

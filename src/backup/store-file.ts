@@ -2,7 +2,8 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BigIntStats } from 'node:fs';
-import { CHUNK_BLOCK, type BlockCuts, type ChunkThread } from '../chunker/chunk-thread.js';
+import type { BlockCuts, ChunkThread } from '../chunker/chunk-thread.js';
+import type { BlockPool } from '../util/block-pool.js';
 import { chooseCodec } from '../compress/codec.js';
 import { Layout } from '../repo/layout.js';
 import type { BlobLocation, ChunkRef } from '../repo/tree.js';
@@ -28,6 +29,8 @@ export interface StoreContext {
   idKey: Buffer;
   /** Cuts, hashes and names the chunks of large files beside the main thread. */
   chunker: ChunkThread;
+  /** Read buffers for large files, CHUNK_BLOCK bytes each. */
+  blocks: BlockPool;
   signal: AbortSignal;
   /** Counts bytes read from sources and bytes added to the repository. */
   onRead: (bytes: number) => void;
@@ -41,8 +44,14 @@ export interface StoredFile {
   chunks: ChunkList;
 }
 
-/** Read size for large files: big enough for few syscalls, small enough for many workers in 64 MiB. */
-const READ_SIZE = CHUNK_BLOCK;
+/** Read size of the second pass over new chunks of a changed file. */
+const READ_SIZE = 256 * 1024;
+
+/** A pooled read buffer and the bytes read into it. */
+interface Block {
+  buf: Buffer;
+  data: Buffer;
+}
 
 /** The bytes of a chunk read in the scan differ from those read to encrypt it: the file is being written. */
 class ChangedDuringRead extends Error {}
@@ -144,35 +153,38 @@ async function storeLarge(ctx: StoreContext, handle: FileHandle, scanFirst: bool
       }
     }
   };
-  const readAt = (offset: number): Promise<Buffer> => {
-    const buf = Buffer.allocUnsafe(READ_SIZE);
-    const read = handle.read(buf, 0, READ_SIZE, offset).then(({ bytesRead }) => buf.subarray(0, bytesRead));
+  // Blocks come from the pool and go back once encrypted: the encoder and the chunk thread keep no views.
+  const readAt = (offset: number): Promise<Block> => {
+    const buf = ctx.blocks.take();
+    const read = handle.read(buf, 0, buf.length, offset).then(({ bytesRead }) => ({ buf, data: buf.subarray(0, bytesRead) }));
     read.catch(() => undefined);
     return read;
   };
   // Three stages overlap: the thread pool reads ahead, the chunk thread cuts a few blocks ahead, and this
   // thread encrypts the oldest; a few blocks of slack keep both threads busy despite uneven blocks.
-  let next: Promise<Buffer> | undefined = readAt(0);
-  const cutting: { data: Buffer; cuts: Promise<BlockCuts> }[] = [];
+  let next: Promise<Block> | undefined = readAt(0);
+  const cutting: (Block & { cuts: Promise<BlockCuts> })[] = [];
   try {
     for (;;) {
       ctx.signal.throwIfAborted();
       ctx.uploader.check();
       while (next !== undefined && cutting.length < CUT_AHEAD) {
-        const data: Buffer = await next;
-        if (data.length === 0) {
+        const block: Block = await next;
+        if (block.data.length === 0) {
+          ctx.blocks.give(block.buf);
           next = undefined;
           break;
         }
-        pos += data.length;
+        pos += block.data.length;
         next = readAt(pos);
-        ctx.onRead(data.length);
+        ctx.onRead(block.data.length);
         await chunking.ready();
-        cutting.push({ data, cuts: chunking.block(data) });
+        cutting.push({ ...block, cuts: chunking.block(block.data) });
       }
       const oldest = cutting.shift();
       if (oldest === undefined) break;
       await encodeBlock(oldest.data, await oldest.cuts);
+      ctx.blocks.give(oldest.buf);
     }
     const { sha256, lastId } = await chunking.end();
     if (lastId) finishChunk(pos, lastId);

@@ -24,6 +24,51 @@ export function definiteLength(length: number): Buffer {
   return b;
 }
 
+/** FIFO of buffers that hands out exact byte counts as slices, so ciphertext is never copied into chunks. */
+export class ByteQueue {
+  private readonly parts: Buffer[] = [];
+  length = 0;
+
+  /** Append bytes (kept as they are, not copied). */
+  push(b: Buffer): void {
+    this.parts.push(b);
+    this.length += b.length;
+  }
+
+  /** The next `n` bytes (n <= length), as slices of the queued buffers. */
+  take(n: number): Buffer[] {
+    const out: Buffer[] = [];
+    this.length -= n;
+    while (n > 0) {
+      const head = this.parts[0] as Buffer;
+      if (head.length <= n) {
+        out.push(head);
+        this.parts.shift();
+        n -= head.length;
+      } else {
+        out.push(head.subarray(0, n));
+        this.parts[0] = head.subarray(n);
+        n = 0;
+      }
+    }
+    return out;
+  }
+
+  /** Replace the queued slices by one copy, so the buffers they came from can be reused. */
+  own(): void {
+    if (this.parts.length === 0) return;
+    const copy = Buffer.concat(this.parts, this.length);
+    this.parts.length = 0;
+    this.parts.push(copy);
+  }
+
+  /** The next `n` bytes as one buffer; for short fields (tags, salt). */
+  takeBuffer(n: number): Buffer {
+    const out = this.take(n);
+    return out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out, n);
+  }
+}
+
 /** log2 of the partial body block size. */
 const PARTIAL_POWER = 16;
 const PARTIAL_SIZE = 1 << PARTIAL_POWER;
@@ -35,8 +80,7 @@ const PARTIAL_HEADER = Buffer.of(0xe0 | PARTIAL_POWER);
  * views of the bytes it was given instead of copying them, so callers must not reuse pushed buffers.
  */
 export class PartialBodyFramer {
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
+  private readonly pending = new ByteQueue();
   private started = false;
 
   constructor(private readonly tag: number) {}
@@ -45,36 +89,24 @@ export class PartialBodyFramer {
   push(data: Buffer): Buffer[] {
     if (data.length === 0) return [];
     this.pending.push(data);
-    this.pendingBytes += data.length;
     const out: Buffer[] = [];
-    while (this.pendingBytes >= PARTIAL_SIZE) {
+    while (this.pending.length >= PARTIAL_SIZE) {
       this.start(out);
-      out.push(PARTIAL_HEADER);
-      let need = PARTIAL_SIZE;
-      while (need > 0) {
-        const head = this.pending[0] as Buffer;
-        if (head.length <= need) {
-          out.push(head);
-          this.pending.shift();
-          need -= head.length;
-        } else {
-          out.push(head.subarray(0, need));
-          this.pending[0] = head.subarray(need);
-          need = 0;
-        }
-      }
-      this.pendingBytes -= PARTIAL_SIZE;
+      out.push(PARTIAL_HEADER, ...this.pending.take(PARTIAL_SIZE));
     }
     return out;
+  }
+
+  /** Copy the bytes held back for the next part (less than one part), so callers may reuse what they pushed. */
+  own(): void {
+    this.pending.own();
   }
 
   /** Close the packet: the last part always carries a definite length (possibly zero). */
   finish(): Buffer[] {
     const out: Buffer[] = [];
     this.start(out);
-    out.push(definiteLength(this.pendingBytes), ...this.pending);
-    this.pending = [];
-    this.pendingBytes = 0;
+    out.push(definiteLength(this.pending.length), ...this.pending.take(this.pending.length));
     return out;
   }
 

@@ -1,7 +1,7 @@
-import { createDecipheriv, createSecretKey, hkdfSync, type KeyObject } from 'node:crypto';
+import { createDecipheriv, createSecretKey, type KeyObject } from 'node:crypto';
 import { IntegrityError, describeError } from '../errors.js';
-import { PacketBodyReader, PacketTag } from './packets.js';
-import { AEAD_GCM, CIPHER_AES256, KEY_LENGTH, NONCE_LENGTH, SALT_LENGTH, SEIPD_VERSION, TAG_LENGTH } from './seipd-format.js';
+import { ByteQueue, PacketBodyReader, PacketTag } from './packets.js';
+import { AEAD_GCM, CIPHER_AES256, SALT_LENGTH, SEIPD_VERSION, TAG_LENGTH, deriveMessageKey, setChunkIndex } from './seipd-format.js';
 
 /**
  * Streaming RFC 9580 SEIPDv2 decryptor with node:crypto, the counterpart of seipd.ts: openpgp.js ran
@@ -10,8 +10,6 @@ import { AEAD_GCM, CIPHER_AES256, KEY_LENGTH, NONCE_LENGTH, SALT_LENGTH, SEIPD_V
  */
 /** RFC 9580 5.13.2: chunk size bytes 0..16 (64 B .. 4 MiB) must be accepted. */
 const MAX_CHUNK_SIZE_BYTE = 16;
-/** GCM nonce = 4-byte derived IV ‖ 8-byte chunk index. */
-const IV_LENGTH = 4;
 /** Version, cipher, AEAD algorithm, chunk size byte. */
 const PARAMS_LENGTH = 4;
 /** Literal Data prefix before the filename: format byte and filename length. */
@@ -21,42 +19,6 @@ const LITERAL_DATE = 4;
 /** Options of seipdDecryptor; `onFilename` receives the Literal Data filename (our codec name) before any content. */
 export interface SeipdDecryptOptions {
   onFilename?: (name: string) => void;
-}
-
-/** FIFO of buffers that hands out exact byte counts as slices, so ciphertext is never copied into chunks. */
-class ByteQueue {
-  private readonly parts: Buffer[] = [];
-  length = 0;
-
-  push(b: Buffer): void {
-    this.parts.push(b);
-    this.length += b.length;
-  }
-
-  /** The next `n` bytes (n <= length), as slices of the queued buffers. */
-  take(n: number): Buffer[] {
-    const out: Buffer[] = [];
-    this.length -= n;
-    while (n > 0) {
-      const head = this.parts[0] as Buffer;
-      if (head.length <= n) {
-        out.push(head);
-        this.parts.shift();
-        n -= head.length;
-      } else {
-        out.push(head.subarray(0, n));
-        this.parts[0] = head.subarray(n);
-        n = 0;
-      }
-    }
-    return out;
-  }
-
-  /** The next `n` bytes as one buffer; for short fields (tags, salt). */
-  takeBuffer(n: number): Buffer {
-    const out = this.take(n);
-    return out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out, n);
-  }
 }
 
 /** The AEAD layer's state, known once the packet's parameters and salt are read. */
@@ -80,10 +42,8 @@ function deriveAead(params: Buffer, salt: Buffer, sessionKey: Uint8Array): Aead 
   if (chunkSizeByte > MAX_CHUNK_SIZE_BYTE) throw new Error(`unsupported AEAD chunk size byte ${chunkSizeByte}`);
   // The info uses the new-format tag byte whatever header form the packet came in.
   const adata = Buffer.concat([Buffer.of(0xc0 | PacketTag.seipd), params]);
-  const derived = Buffer.from(hkdfSync('sha256', sessionKey, salt, adata, KEY_LENGTH + IV_LENGTH));
-  const nonce = Buffer.alloc(NONCE_LENGTH);
-  derived.copy(nonce, 0, KEY_LENGTH);
-  return { key: createSecretKey(derived.subarray(0, KEY_LENGTH)), nonce, adata, chunkSize: 1 << (chunkSizeByte + 6) };
+  const { key, nonce } = deriveMessageKey(sessionKey, salt, adata);
+  return { key: createSecretKey(key), nonce, adata, chunkSize: 1 << (chunkSizeByte + 6) };
 }
 
 /** Strips the Literal Data packet around the content: its header, partial lengths, format, filename and date. */
@@ -173,7 +133,7 @@ export function seipdDecryptor(
 
     /** Decrypt one chunk (or, with no ciphertext, check a tag) and verify its tag before returning anything. */
     const open = (a: Aead, ciphertext: Buffer[], tag: Buffer, adata: Buffer, what: string): Buffer[] => {
-      a.nonce.writeBigUInt64BE(BigInt(index), NONCE_LENGTH - 8);
+      setChunkIndex(a.nonce, BigInt(index));
       const decipher = createDecipheriv('aes-256-gcm', a.key, a.nonce, { authTagLength: TAG_LENGTH });
       decipher.setAAD(adata);
       decipher.setAuthTag(tag);

@@ -1,6 +1,6 @@
-import { createCipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, randomBytes } from 'node:crypto';
 import { PacketTag, PartialBodyFramer } from './packets.js';
-import { AEAD_GCM, CIPHER_AES256, KEY_LENGTH, NONCE_LENGTH, SALT_LENGTH, SEIPD_VERSION, TAG_LENGTH } from './seipd-format.js';
+import { AEAD_GCM, CIPHER_AES256, KEY_LENGTH, SALT_LENGTH, SEIPD_VERSION, TAG_LENGTH, deriveMessageKey, setChunkIndex } from './seipd-format.js';
 
 /**
  * RFC 9580 SEIPDv2 with AES-256 and GCM, written with node:crypto. openpgp.js decrypts it (tested both
@@ -10,7 +10,6 @@ import { AEAD_GCM, CIPHER_AES256, KEY_LENGTH, NONCE_LENGTH, SALT_LENGTH, SEIPD_V
 /** 2^(12+6) = 256 KiB AEAD chunks: larger chunks were OOM-killed at 64 MiB (DESIGN.md). */
 const CHUNK_SIZE_BYTE = 12;
 const CHUNK_SIZE = 1 << (CHUNK_SIZE_BYTE + 6);
-const IV_LENGTH = NONCE_LENGTH;
 
 /** A session key for AES-256, as OpenPGP's PKESK/SKESK packets carry it. */
 export type SessionKey = Uint8Array;
@@ -36,8 +35,8 @@ function asBuffer(data: Uint8Array | string): Buffer {
 
 /**
  * Synchronous SEIPDv2 encryptor: plaintext in, bytes of one complete packet (wrapping a Literal Data
- * packet) out. It holds one AEAD chunk; its output is views, so callers write it before pushing more.
- * Pushed buffers must not be reused by the caller (the framer keeps views of them).
+ * packet) out. It holds one AEAD chunk and keeps no reference to pushed plaintext, so callers may reuse
+ * their buffers; its output is fresh ciphertext (and views of it).
  */
 export class SeipdWriter {
   private readonly key: Buffer;
@@ -52,9 +51,7 @@ export class SeipdWriter {
 
   constructor(options: SeipdOptions) {
     const salt = randomBytes(SALT_LENGTH);
-    const derived = Buffer.from(hkdfSync('sha256', options.sessionKey, salt, ADATA, KEY_LENGTH + IV_LENGTH));
-    this.key = derived.subarray(0, KEY_LENGTH);
-    this.nonce = Buffer.from(derived.subarray(KEY_LENGTH));
+    ({ key: this.key, nonce: this.nonce } = deriveMessageKey(options.sessionKey, salt, ADATA));
     const name = Buffer.from(options.filename ?? '', 'utf8');
     if (name.length > 255) throw new RangeError('literal filename longer than 255 bytes');
     this.out.push(...this.outer.push(Buffer.concat([Buffer.of(SEIPD_VERSION, CIPHER_AES256, AEAD_GCM, CHUNK_SIZE_BYTE), salt])));
@@ -64,6 +61,8 @@ export class SeipdWriter {
   /** Encrypt more plaintext; returns the packet bytes that are ready. */
   update(data: Uint8Array | string): Buffer[] {
     this.feed(this.literal.push(asBuffer(data)));
+    // At most one 64 KiB part is held back; copying it frees the caller's buffer.
+    this.literal.own();
     return this.take();
   }
 
@@ -90,7 +89,7 @@ export class SeipdWriter {
   }
 
   private seal(data: Buffer, adata: Buffer): void {
-    this.nonce.writeBigUInt64BE(this.index, IV_LENGTH - 8);
+    setChunkIndex(this.nonce, this.index);
     const cipher = createCipheriv('aes-256-gcm', this.key, this.nonce, { authTagLength: TAG_LENGTH });
     cipher.setAAD(adata);
     const sealed = [cipher.update(data), cipher.final(), cipher.getAuthTag()];
