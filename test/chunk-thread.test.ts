@@ -7,7 +7,7 @@ import type * as ThreadModule from '../src/chunker/chunk-thread.js';
 import { newCutter, type CutterSpec } from '../src/chunker/spec.js';
 
 // The thread runs compiled code (dist/chunker/chunk-worker.js), as a backup does: load that build.
-const { CHUNK_BLOCK, ChunkThread } = (await import(new URL('../dist/chunker/chunk-thread.js', import.meta.url).href)) as typeof ThreadModule;
+const { BLOCKS_AHEAD, CHUNK_BLOCK, ChunkThread, chunkThreadMode } = (await import(new URL('../dist/chunker/chunk-thread.js', import.meta.url).href)) as typeof ThreadModule;
 
 const KEY = randomBytes(32);
 const FASTCDC: CutterSpec = { config: { algorithm: 'fastcdc', min: 8 * 1024, avg: 32 * 1024, max: 128 * 1024 }, seed: randomBytes(32) };
@@ -22,19 +22,17 @@ interface Chunked {
 /** What the thread says about `data` fed in blocks of `block` bytes. */
 async function onThread(thread: ThreadModule.ChunkThread, data: Buffer, block: number): Promise<Chunked> {
   const file = thread.open();
-  const answers: Promise<ThreadModule.BlockCuts>[] = [];
-  const starts: number[] = [];
-  for (let start = 0; start < data.length; start += block) {
-    await file.ready();
-    starts.push(start);
-    answers.push(file.block(data.subarray(start, Math.min(start + block, data.length))));
-  }
   const ends: number[] = [];
   const ids: string[] = [];
-  (await Promise.all(answers)).forEach((a, i) => {
-    ends.push(...a.cuts.map((c) => (starts[i] as number) + c));
-    ids.push(...a.ids.map((id) => id.toString('hex')));
-  });
+  for (let start = 0; start < data.length; start += block) {
+    const piece = data.subarray(start, Math.min(start + block, data.length));
+    const slot = file.take();
+    piece.copy(slot.buf);
+    const answer = await file.cut(slot, piece.length);
+    file.release(slot);
+    ends.push(...answer.cuts.map((c) => start + c));
+    ids.push(...answer.ids.map((id) => id.toString('hex')));
+  }
   const { sha256, lastId } = await file.end();
   if (lastId) {
     ends.push(data.length);
@@ -60,14 +58,14 @@ function reference(spec: CutterSpec, data: Buffer): Chunked {
 describe('chunk thread', () => {
   test('cuts, file SHA-256 and chunk ids match the cutter and node:crypto, whatever the block sizes', async () => {
     const data = randomBytes(1024 * 1024 + 333);
-    for (const spec of [FASTCDC, FIXED]) {
-      const thread = new ChunkThread(spec, KEY);
+    for (const [spec, mode] of [[FASTCDC, 'thread'], [FIXED, 'thread'], [FASTCDC, 'inline'], [FIXED, 'inline']] as const) {
+      const thread = new ChunkThread(spec, KEY, mode);
       try {
         const expected = reference(spec, data);
         assert.ok(expected.ends.length > 5, 'the data is cut into several chunks');
         for (const block of [CHUNK_BLOCK, 100_000, 4096, 7]) {
           const input = block === 7 ? data.subarray(0, 50_000) : data;
-          assert.deepEqual(await onThread(thread, input, block), block === 7 ? reference(spec, input) : expected, `${spec.config.algorithm}, blocks of ${block}`);
+          assert.deepEqual(await onThread(thread, input, block), block === 7 ? reference(spec, input) : expected, `${spec.config.algorithm} ${mode}, blocks of ${block}`);
         }
         const empty = await thread.open().end();
         assert.deepEqual(empty, { sha256: createHash('sha256').digest('hex') });
@@ -78,29 +76,39 @@ describe('chunk thread', () => {
   });
 
   test('files chunked at the same time keep their own state', async () => {
-    const thread = new ChunkThread(FASTCDC, KEY);
-    try {
-      const inputs = [randomBytes(900_000), randomBytes(600_000), randomBytes(50_000)];
-      const results = await Promise.all(inputs.map((data, i) => onThread(thread, data, 64 * 1024 + i)));
-      results.forEach((r, i) => assert.deepEqual(r, reference(FASTCDC, inputs[i] as Buffer)));
-    } finally {
-      await thread.close();
+    for (const mode of ['thread', 'inline'] as const) {
+      const thread = new ChunkThread(FASTCDC, KEY, mode);
+      try {
+        const inputs = [randomBytes(900_000), randomBytes(600_000), randomBytes(50_000)];
+        const results = await Promise.all(inputs.map((data, i) => onThread(thread, data, 64 * 1024 + i)));
+        results.forEach((r, i) => assert.deepEqual(r, reference(FASTCDC, inputs[i] as Buffer), `${mode}, file ${i}`));
+      } finally {
+        await thread.close();
+      }
     }
   });
 
-  test('oversized blocks are refused, and a dead thread fails waiting callers instead of hanging', async () => {
+  test('--chunk-thread on and off are obeyed (auto under a 64 MiB limit: test/container.test.ts)', () => {
+    assert.equal(chunkThreadMode('on'), 'thread');
+    assert.equal(chunkThreadMode('off'), 'inline');
+  });
+
+  test('a reader cannot take more slots than the ring has, and a dead thread fails waiting callers instead of hanging', async () => {
     const thread = new ChunkThread(FASTCDC, KEY);
     const file = thread.open();
-    assert.throws(() => file.block(Buffer.alloc(CHUNK_BLOCK + 1)), RangeError);
-    await file.ready();
-    await file.block(Buffer.alloc(10));
+    const slots = Array.from({ length: BLOCKS_AHEAD + 1 }, () => file.take());
+    assert.throws(() => file.take(), RangeError);
+    file.release(slots[0] as ThreadModule.Slot);
+    assert.equal(file.take().index, slots[0]?.index, 'a released slot is taken again');
+    assert.equal((await file.cut(slots[1] as ThreadModule.Slot, 10)).cuts.length, 0);
     // Stop the thread the way a crash would: whatever waits on it afterwards must fail, not hang.
     const worker = (thread as unknown as { worker: Worker }).worker;
     const exited = once(worker, 'exit');
     await worker.terminate();
     await exited;
     await assert.rejects(file.end(), /chunk thread exited/);
-    await assert.rejects(thread.open().ready(), /chunk thread exited/);
+    const late = thread.open();
+    await assert.rejects(late.cut(late.take(), 1), /chunk thread exited/);
     await thread.close();
   });
 });

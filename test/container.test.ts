@@ -276,6 +276,7 @@ describe('container image (podman)', { timeout: 15 * 60_000 }, () => {
     const summary = JSON.parse(backup.stdout.trim().split('\n').at(-1)!) as { message_type: string; total_files_processed: number; snapshot_id: string };
     assert.equal(summary.message_type, 'summary');
     assert.equal(summary.total_files_processed, 202);
+    assert.match(backup.stderr, /memory limit 64(\.0)? MiB: large files are cut and hashed on the main thread/, 'under the chart limit the chunk thread is left out');
     const { pid, maxRssKiB } = probe();
     assert.equal(pid, 1, 'node is PID 1: SIGTERM from the kubelet reaches it directly');
     assert.deepEqual(readdirSync(dirs.temp), [], 'no temp files are left in the emptyDir');

@@ -23,8 +23,7 @@ import { PreviousTree, type PreviousEntry } from './previous.js';
 import { Packer } from './packer.js';
 import { Progress } from './progress.js';
 import { SessionKeys } from './session-keys.js';
-import { CHUNK_BLOCK, ChunkThread } from '../chunker/chunk-thread.js';
-import { BlockPool } from '../util/block-pool.js';
+import { ChunkThread, type ChunkThreadMode } from '../chunker/chunk-thread.js';
 import { maxChunkSize } from '../chunker/spec.js';
 import { storeFile, type StoreContext, type StoredFile } from './store-file.js';
 import { Uploader } from './uploader.js';
@@ -41,6 +40,8 @@ export interface BackupOptions {
   tempDir: string;
   tempLimit: number;
   workers: number;
+  /** Where large files are cut and hashed. */
+  chunkThread: ChunkThreadMode;
   uploads: number;
   programVersion: string;
   /** Re-read every file even when the previous snapshot says it is unchanged. */
@@ -110,7 +111,7 @@ export async function runBackup(repo: Repository, options: BackupOptions, observ
   const added = new ChunkList(runDir);
   let index: Promise<DiskIndex> | undefined;
   let previous: PreviousTree | undefined;
-  const chunker = new ChunkThread({ config: repo.config.chunker, seed: secrets.chunkerSeed }, secrets.chunkIdKey);
+  const chunker = new ChunkThread({ config: repo.config.chunker, seed: secrets.chunkerSeed }, secrets.chunkIdKey, options.chunkThread);
   try {
     // Built on first use: a run in which no file changed never downloads or sorts the index.
     const known = () => (index ??= DiskIndex.buildFromRecords(runDir, readIndexObjects(repo.target, repo.unsealing)));
@@ -133,7 +134,6 @@ export async function runBackup(repo: Repository, options: BackupOptions, observ
       index: recordingIndex(known, added),
       idKey: secrets.chunkIdKey,
       chunker,
-      blocks: new BlockPool(CHUNK_BLOCK),
       signal: options.signal,
       onRead: (n) => {
         progress.bytesRead += n;

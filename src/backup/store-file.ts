@@ -2,8 +2,7 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BigIntStats } from 'node:fs';
-import type { BlockCuts, ChunkThread } from '../chunker/chunk-thread.js';
-import type { BlockPool } from '../util/block-pool.js';
+import { BLOCKS_AHEAD, type BlockCuts, type ChunkThread, type Slot } from '../chunker/chunk-thread.js';
 import { chooseCodec } from '../compress/codec.js';
 import { Layout } from '../repo/layout.js';
 import type { BlobLocation, ChunkRef } from '../repo/tree.js';
@@ -29,8 +28,6 @@ export interface StoreContext {
   idKey: Buffer;
   /** Cuts, hashes and names the chunks of large files beside the main thread. */
   chunker: ChunkThread;
-  /** Read buffers for large files, CHUNK_BLOCK bytes each. */
-  blocks: BlockPool;
   signal: AbortSignal;
   /** Counts bytes read from sources and bytes added to the repository. */
   onRead: (bytes: number) => void;
@@ -47,9 +44,9 @@ export interface StoredFile {
 /** Read size of the second pass over new chunks of a changed file. */
 const READ_SIZE = 256 * 1024;
 
-/** A pooled read buffer and the bytes read into it. */
+/** A block of the chunk thread's ring and the bytes read into it. */
 interface Block {
-  buf: Buffer;
+  slot: Slot;
   data: Buffer;
 }
 
@@ -112,9 +109,6 @@ async function storeSmall(ctx: StoreContext, handle: FileHandle, size: number): 
   return { size: got, sha256: createHash('sha256').update(data).digest('hex'), chunks };
 }
 
-/** Blocks handed to the chunk thread ahead of the one being encrypted. */
-const CUT_AHEAD = 3;
-
 /** Chunks finishing (last write, close, index) while the next one is encrypted. */
 const CLOSING = 2;
 
@@ -153,10 +147,10 @@ async function storeLarge(ctx: StoreContext, handle: FileHandle, scanFirst: bool
       }
     }
   };
-  // Blocks come from the pool and go back once encrypted: the encoder and the chunk thread keep no views.
+  // Blocks are read into the chunk thread's ring and released once encrypted: the encoder keeps no views.
   const readAt = (offset: number): Promise<Block> => {
-    const buf = ctx.blocks.take();
-    const read = handle.read(buf, 0, buf.length, offset).then(({ bytesRead }) => ({ buf, data: buf.subarray(0, bytesRead) }));
+    const slot = chunking.take();
+    const read = handle.read(slot.buf, 0, slot.buf.length, offset).then(({ bytesRead }) => ({ slot, data: slot.buf.subarray(0, bytesRead) }));
     read.catch(() => undefined);
     return read;
   };
@@ -168,23 +162,22 @@ async function storeLarge(ctx: StoreContext, handle: FileHandle, scanFirst: bool
     for (;;) {
       ctx.signal.throwIfAborted();
       ctx.uploader.check();
-      while (next !== undefined && cutting.length < CUT_AHEAD) {
+      while (next !== undefined && cutting.length < BLOCKS_AHEAD) {
         const block: Block = await next;
         if (block.data.length === 0) {
-          ctx.blocks.give(block.buf);
+          chunking.release(block.slot);
           next = undefined;
           break;
         }
         pos += block.data.length;
         next = readAt(pos);
         ctx.onRead(block.data.length);
-        await chunking.ready();
-        cutting.push({ ...block, cuts: chunking.block(block.data) });
+        cutting.push({ ...block, cuts: chunking.cut(block.slot, block.data.length) });
       }
       const oldest = cutting.shift();
       if (oldest === undefined) break;
       await encodeBlock(oldest.data, await oldest.cuts);
-      ctx.blocks.give(oldest.buf);
+      chunking.release(oldest.slot);
     }
     const { sha256, lastId } = await chunking.end();
     if (lastId) finishChunk(pos, lastId);

@@ -1,12 +1,16 @@
 import { Worker } from 'node:worker_threads';
 import type { ChunkReply, ChunkRequest } from './chunk-protocol.js';
+import { ChunkingService } from './chunking.js';
 import type { CutterSpec } from './spec.js';
 
-/** Largest block `FileChunking.block` takes. */
+/** Bytes of one block: a read, and the unit the thread cuts. */
 export const CHUNK_BLOCK = 256 * 1024;
 
-/** Slots of a file's ring: blocks handed to the thread and not answered yet. */
-const SLOTS = 4;
+/** Blocks a reader may have handed to the thread ahead of the one it is encrypting. */
+export const BLOCKS_AHEAD = 3;
+
+/** Slots of a file's ring: the blocks ahead, and the one being encrypted or read. */
+const SLOTS = BLOCKS_AHEAD + 1;
 
 /** Where chunks end in one block (offsets into it, ascending) and their ids. */
 export interface BlockCuts {
@@ -34,15 +38,30 @@ function deferred<T>(): { promise: Promise<T>; waiter: Waiter<T> } {
 
 const asBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 
+/** Where chunking runs: on its own thread, or inline on the main thread when memory is tight. */
+export type ChunkThreadMode = 'thread' | 'inline';
+
+/** Below this memory limit (the pod's cgroup) `auto` chunks inline: the thread's isolate costs ~9 MiB. */
+const THREAD_MIN_MEMORY = 96 * 1024 * 1024;
+
+/** `auto` decides by the process's memory limit (a pod's cgroup limit; unconstrained counts as plenty). */
+export function chunkThreadMode(setting: 'auto' | 'on' | 'off'): ChunkThreadMode {
+  if (setting === 'on') return 'thread';
+  if (setting === 'off') return 'inline';
+  const limit = process.constrainedMemory?.() ?? 0;
+  return limit > 0 && limit < THREAD_MIN_MEMORY ? 'inline' : 'thread';
+}
+
 /**
- * The chunking stage of a backup on its own thread: for each large file it finds chunk boundaries, hashes
- * the file (SHA-256) and names each chunk (HMAC-SHA256), while the main thread encrypts the blocks it
- * already has cut. That is half a backup's CPU moved to the pod's second core. Blocks are copied into a
- * small ring shared with the thread, so nothing is allocated per block. Started on first use; one small
- * V8 isolate (~9 MiB).
+ * The chunking stage of a backup: for each large file it finds chunk boundaries, hashes the file
+ * (SHA-256) and names each chunk (HMAC-SHA256). On its own thread it does that while the main thread
+ * encrypts the blocks already cut: half a backup's CPU moved to the pod's second core, for one small V8
+ * isolate (~9 MiB). Inline, the same work answers at once on the main thread. Either way files are read
+ * straight into a small ring of blocks shared with the chunker: no copies, no allocation per block.
  */
 export class ChunkThread {
   private worker: Worker | undefined;
+  private inline: ChunkingService | undefined;
   private failure: unknown;
   private readonly files = new Map<number, FileChunking>();
   /** Rings of finished files, reused: one per file chunked at once. */
@@ -52,21 +71,22 @@ export class ChunkThread {
   constructor(
     private readonly cutter: CutterSpec,
     private readonly key: Buffer,
+    readonly mode: ChunkThreadMode = 'thread',
   ) {}
 
   /** Start chunking one file. */
   open(): FileChunking {
-    const worker = (this.worker ??= this.start());
+    const post = this.sender();
     const stream = this.nextStream++;
     const ring = this.rings.pop() ?? new SharedArrayBuffer(SLOTS * CHUNK_BLOCK);
     const done = (reusable: boolean): void => {
       this.files.delete(stream);
       if (reusable) this.rings.push(ring);
     };
-    const file = new FileChunking(stream, ring, (m) => worker.postMessage(m), done);
+    const file = new FileChunking(stream, ring, post, done);
     this.files.set(stream, file);
     if (this.failure !== undefined) file.fail(this.failure);
-    else worker.postMessage({ stream, open: { key: this.key, cutter: this.cutter, ring, slotSize: CHUNK_BLOCK } } satisfies ChunkRequest);
+    else post({ stream, open: { key: this.key, cutter: this.cutter, ring, slotSize: CHUNK_BLOCK } });
     return file;
   }
 
@@ -78,13 +98,26 @@ export class ChunkThread {
     await worker?.terminate();
   }
 
+  private receive(m: ChunkReply): void {
+    this.files.get(m.stream)?.receive(m);
+  }
+
+  private sender(): (m: ChunkRequest) => void {
+    if (this.mode === 'inline') {
+      const service = (this.inline ??= new ChunkingService());
+      return (m) => service.handle(m, (reply) => this.receive(reply));
+    }
+    const worker = (this.worker ??= this.start());
+    return (m) => worker.postMessage(m);
+  }
+
   private start(): Worker {
     const worker = new Worker(new URL('./chunk-worker.js', import.meta.url), {
       // It holds two hash states and a cutter; blocks live in the shared ring.
       resourceLimits: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 1, stackSizeMb: 1 },
     });
     worker.unref();
-    worker.on('message', (m: ChunkReply) => this.files.get(m.stream)?.receive(m));
+    worker.on('message', (m: ChunkReply) => this.receive(m));
     const fail = (err: unknown): void => {
       this.failure ??= err;
       for (const file of this.files.values()) file.fail(err);
@@ -95,12 +128,17 @@ export class ChunkThread {
   }
 }
 
+/** A block of a file's ring: read into it, hand it to the thread, encrypt it, release it. */
+export interface Slot {
+  index: number;
+  buf: Buffer;
+}
+
 /** One file on the chunk thread; blocks go in file order and are answered in that order. */
 export class FileChunking {
   private readonly slots: Buffer[];
-  private nextSlot = 0;
+  private readonly free: number[];
   private readonly answers: Waiter<BlockCuts>[] = [];
-  private room: Waiter<void> | undefined;
   private ending: Waiter<FileEnd> | undefined;
   private failure: unknown;
 
@@ -108,38 +146,33 @@ export class FileChunking {
     private readonly stream: number,
     ring: SharedArrayBuffer,
     private readonly post: (m: ChunkRequest) => void,
-    /** Called once the file is over; `reusable` when the thread is done with its ring. */
+    /** Called once the file is over; `reusable` when no one uses its ring any more. */
     private readonly done: (reusable: boolean) => void,
   ) {
     this.slots = Array.from({ length: SLOTS }, (_, i) => Buffer.from(ring, i * CHUNK_BLOCK, CHUNK_BLOCK));
+    this.free = this.slots.map((_, i) => SLOTS - 1 - i);
   }
 
-  /** Wait until a slot is free for the next block. */
-  async ready(): Promise<void> {
-    if (this.failure !== undefined) throw this.failure;
-    if (this.answers.length < SLOTS) return;
-    const { promise, waiter } = deferred<void>();
-    this.room = waiter;
-    await promise;
+  /** A free slot to read the next block into; a reader keeps at most BLOCKS_AHEAD + 1 at once. */
+  take(): Slot {
+    const index = this.free.pop();
+    if (index === undefined) throw new RangeError(`all ${SLOTS} blocks of the ring are in use`);
+    return { index, buf: this.slots[index] as Buffer };
   }
 
-  /**
-   * Hand over the next block (copied; call `ready` first). Resolves, once the thread has cut it, to where
-   * chunks end in it: the caller keeps its own bytes to encrypt meanwhile.
-   */
-  block(data: Buffer): Promise<BlockCuts> {
-    if (data.length > CHUNK_BLOCK) throw new RangeError(`chunk block of ${data.length} bytes exceeds ${CHUNK_BLOCK}`);
-    if (this.answers.length >= SLOTS) throw new RangeError('no free slot: wait for ready()');
+  /** Give a slot back once its bytes are encrypted (or it was read empty). */
+  release(slot: Slot): void {
+    this.free.push(slot.index);
+  }
+
+  /** Hand the `length` bytes read into `slot` to the thread; resolves to where chunks end in them. */
+  cut(slot: Slot, length: number): Promise<BlockCuts> {
     const { promise, waiter } = deferred<BlockCuts>();
-    if (this.failure !== undefined) {
-      waiter.reject(this.failure);
-      return promise;
+    if (this.failure !== undefined) waiter.reject(this.failure);
+    else {
+      this.answers.push(waiter);
+      this.post({ stream: this.stream, slot: slot.index, length });
     }
-    const slot = this.nextSlot;
-    this.nextSlot = (slot + 1) % SLOTS;
-    data.copy(this.slots[slot] as Buffer);
-    this.answers.push(waiter);
-    this.post({ stream: this.stream, slot, length: data.length });
     return promise;
   }
 
@@ -152,7 +185,7 @@ export class FileChunking {
     return promise;
   }
 
-  /** Drop the file on the thread after an error; safe at any point. */
+  /** Drop the file on the thread after an error; its ring is not reused, as a read may still fill it. */
   abandon(): void {
     if (this.ending === undefined && this.failure === undefined) this.post({ stream: this.stream, end: true });
     this.fail(new Error('chunking abandoned'));
@@ -164,9 +197,6 @@ export class FileChunking {
       this.fail(new Error(`chunk thread: ${m.error}`));
     } else if ('cuts' in m) {
       this.answers.shift()?.resolve({ cuts: m.cuts, ids: m.ids.map(asBuffer) });
-      const room = this.room;
-      this.room = undefined;
-      room?.resolve();
     } else {
       this.ending?.resolve(m.lastId ? { sha256: m.sha256, lastId: asBuffer(m.lastId) } : { sha256: m.sha256 });
       this.done(true);
@@ -176,8 +206,6 @@ export class FileChunking {
   /** Reject everything waiting: the thread failed. */
   fail(err: unknown): void {
     this.failure ??= err;
-    this.room?.reject(err);
-    this.room = undefined;
     for (const answer of this.answers.splice(0)) answer.reject(err);
     this.ending?.reject(err);
     this.done(false);

@@ -1,68 +1,8 @@
-import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import { parentPort, type MessagePort } from 'node:worker_threads';
-import type { ChunkReply, ChunkRequest } from './chunk-protocol.js';
-import type { Cutter } from './cutter.js';
-import { newCutter } from './spec.js';
+import type { ChunkRequest } from './chunk-protocol.js';
+import { ChunkingService } from './chunking.js';
 
-/** One file being chunked: its cutter, the SHA-256 of all of it, the keyed hash of the current chunk. */
-interface FileState {
-  key: Uint8Array;
-  ring: SharedArrayBuffer;
-  slotSize: number;
-  cutter: Cutter;
-  file: Hash;
-  id: Hmac;
-  /** Bytes of the current chunk so far. */
-  open: number;
-}
-
+// Entry of the chunk thread (chunk-thread.ts).
 const port = parentPort as MessagePort;
-const files = new Map<number, FileState>();
-
-function reply(message: ChunkReply): void {
-  port.postMessage(message);
-}
-
-/** Cut one block, hash it, and answer with the chunks that end in it; the slot is free once this returns. */
-function chunkBlock(s: FileState, block: Uint8Array): { cuts: number[]; ids: Uint8Array[] } {
-  const cuts: number[] = [];
-  const ids: Uint8Array[] = [];
-  s.file.update(block);
-  let at = 0;
-  while (at < block.length) {
-    const piece = block.subarray(at);
-    const { consumed, boundary } = s.cutter.update(piece);
-    s.id.update(piece.subarray(0, consumed));
-    s.open += consumed;
-    at += consumed;
-    if (boundary) {
-      cuts.push(at);
-      ids.push(s.id.digest());
-      s.id = createHmac('sha256', s.key);
-      s.open = 0;
-    }
-  }
-  return { cuts, ids };
-}
-
-port.on('message', (m: ChunkRequest) => {
-  try {
-    if ('open' in m) {
-      const { key, cutter, ring, slotSize } = m.open;
-      files.set(m.stream, { key, ring, slotSize, cutter: newCutter(cutter), file: createHash('sha256'), id: createHmac('sha256', key), open: 0 });
-      return;
-    }
-    const s = files.get(m.stream);
-    if (s === undefined) return;
-    if ('slot' in m) {
-      reply({ stream: m.stream, ...chunkBlock(s, new Uint8Array(s.ring, m.slot * s.slotSize, m.length)) });
-      return;
-    }
-    files.delete(m.stream);
-    const sha256 = s.file.digest('hex');
-    reply(s.open > 0 ? { stream: m.stream, sha256, lastId: s.id.digest() } : { stream: m.stream, sha256 });
-  } catch (err) {
-    files.delete(m.stream);
-    reply({ stream: m.stream, error: err instanceof Error ? err.message : String(err) });
-  }
-});
+const service = new ChunkingService();
+port.on('message', (m: ChunkRequest) => service.handle(m, (reply) => port.postMessage(reply)));

@@ -1,6 +1,7 @@
 import { hostname as osHostname, userInfo } from 'node:os';
 import { basename, resolve } from 'node:path';
 import { runBackup } from '../../backup/backup.js';
+import { chunkThreadMode } from '../../chunker/chunk-thread.js';
 import { Progress } from '../../backup/progress.js';
 import { formatSize } from '../../config/sizes.js';
 import { ConfigError, KbrackupError, describeError } from '../../errors.js';
@@ -58,6 +59,11 @@ async function backupToRepository(ctx: CommandContext, root: string, source: str
   const { config, logger } = ctx;
   const json = config.get('json');
   const target = await targetFromConfig(ctx);
+  const threadSetting = config.get('chunkThread') as 'auto' | 'on' | 'off';
+  const chunkThread = chunkThreadMode(threadSetting);
+  if (threadSetting === 'auto' && chunkThread === 'inline') {
+    logger.info(`memory limit ${formatSize(process.constrainedMemory())}: large files are cut and hashed on the main thread (--chunk-thread on adds a second thread of ~9 MiB)`);
+  }
   try {
     const repo = await openFromConfig(config, target);
     const progress = new Progress();
@@ -77,6 +83,7 @@ async function backupToRepository(ctx: CommandContext, root: string, source: str
           tempLimit: config.get('tempLimit'),
           workers: Math.max(1, config.get('workers')),
           uploads: Math.max(1, config.get('uploads')),
+          chunkThread,
           programVersion: PROGRAM_VERSION,
           force: config.get('force'),
           signal: ctx.signal,
