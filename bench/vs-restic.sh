@@ -33,7 +33,7 @@ node dist/cli.js init --repo "$W/kb-pod" --recipient "$W/keys/owner.pub.asc" --c
 echo "== first backup of ${SIZE_MIB} MiB of random data"
 measure "restic 0.14 backup" restic -r "$W/restic" backup "$W/big"
 measure "kbrackup backup" node dist/cli.js backup --repo "$W/kb" --credentials "$W/kb.cred" --log-level warn "$W/big"
-measure "kbrackup backup, heap capped as in the image" node --max-old-space-size=24 dist/cli.js backup --repo "$W/kb-pod" --credentials "$W/kb-pod.cred" --log-level warn "$W/big"
+measure "kbrackup backup, heap flags of the image" node --max-old-space-size=24 --max-semi-space-size=1 dist/cli.js backup --repo "$W/kb-pod" --credentials "$W/kb-pod.cred" --log-level warn "$W/big"
 echo "== re-run with nothing changed: $FILES small files + the ${SIZE_MIB} MiB file"
 restic -r "$W/restic" backup "$W/all" >/dev/null
 node dist/cli.js backup --repo "$W/kb" --credentials "$W/kb.cred" --log-level warn "$W/all" >/dev/null
