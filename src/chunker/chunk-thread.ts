@@ -2,6 +2,7 @@ import { Worker } from 'node:worker_threads';
 import type { ChunkReply, ChunkRequest } from './chunk-protocol.js';
 import { ChunkingService } from './chunking.js';
 import type { CutterSpec } from './spec.js';
+import { asBuffer } from '../util/bytes.js';
 
 /** Bytes of one block: a read, and the unit the thread cuts. */
 export const CHUNK_BLOCK = 256 * 1024;
@@ -35,8 +36,6 @@ function deferred<T>(): { promise: Promise<T>; waiter: Waiter<T> } {
   promise.catch(() => undefined);
   return { promise, waiter: waiter as Waiter<T> };
 }
-
-const asBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 
 /** Where chunking runs: on its own thread, or inline on the main thread when memory is tight. */
 export type ChunkThreadMode = 'thread' | 'inline';

@@ -1,3 +1,5 @@
+import { asBuffer } from '../util/bytes.js';
+
 /** OpenPGP packet tags used here (RFC 9580 section 5). */
 export const PacketTag = {
   pkesk: 1,
@@ -77,7 +79,8 @@ const PARTIAL_HEADER = Buffer.of(0xe0 | PARTIAL_POWER);
 /**
  * Frames a packet body of unknown length with partial body lengths (RFC 9580 4.2.1.4), so a packet
  * can be streamed without knowing its size: full 64 KiB parts, then a definite-length tail. It returns
- * views of the bytes it was given instead of copying them, so callers must not reuse pushed buffers.
+ * views of the bytes it was given instead of copying them, so callers must not reuse pushed buffers
+ * unless they call own() first.
  */
 export class PartialBodyFramer {
   private readonly pending = new ByteQueue();
@@ -145,7 +148,7 @@ export function parseBodyLength(buf: Uint8Array, pos: number): BodyLength | unde
   }
   if (l0 === 255) {
     if (pos + 5 > buf.length) return undefined;
-    return { size: 5, length: Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength).readUInt32BE(pos + 1), partial: false };
+    return { size: 5, length: asBuffer(buf).readUInt32BE(pos + 1), partial: false };
   }
   return { size: 1, length: 1 << (l0 & 0x1f), partial: true };
 }

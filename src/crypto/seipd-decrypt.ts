@@ -2,6 +2,7 @@ import { createDecipheriv, createSecretKey, type KeyObject } from 'node:crypto';
 import { IntegrityError, describeError } from '../errors.js';
 import { ByteQueue, PacketBodyReader, PacketTag } from './packets.js';
 import { AEAD_GCM, CIPHER_AES256, SALT_LENGTH, SEIPD_VERSION, TAG_LENGTH, deriveMessageKey, setChunkIndex } from './seipd-format.js';
+import { asBuffer } from '../util/bytes.js';
 
 /**
  * Streaming RFC 9580 SEIPDv2 decryptor with node:crypto, the counterpart of seipd.ts: openpgp.js ran
@@ -153,7 +154,7 @@ export function seipdDecryptor(
     };
 
     for await (const data of source) {
-      const bytes = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+      const bytes = asBuffer(data);
       for (const part of parse('encrypted packet', () => outer.push(bytes))) body.push(part);
       if (outer.tag !== undefined && outer.tag !== PacketTag.seipd) {
         throw new IntegrityError(object, `not an encrypted data packet (tag ${outer.tag})`);

@@ -1,6 +1,7 @@
 import { createCipheriv, randomBytes } from 'node:crypto';
 import { PacketTag, PartialBodyFramer } from './packets.js';
 import { AEAD_GCM, CIPHER_AES256, KEY_LENGTH, SALT_LENGTH, SEIPD_VERSION, TAG_LENGTH, deriveMessageKey, setChunkIndex } from './seipd-format.js';
+import { asBuffer } from '../util/bytes.js';
 
 /**
  * RFC 9580 SEIPDv2 with AES-256 and GCM, written with node:crypto. openpgp.js decrypts it (tested both
@@ -26,11 +27,6 @@ const ADATA = Buffer.of(0xc0 | PacketTag.seipd, SEIPD_VERSION, CIPHER_AES256, AE
 export interface SeipdOptions {
   sessionKey: SessionKey;
   filename?: string;
-}
-
-function asBuffer(data: Uint8Array | string): Buffer {
-  if (typeof data === 'string') return Buffer.from(data);
-  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }
 
 /**
@@ -60,7 +56,7 @@ export class SeipdWriter {
 
   /** Encrypt more plaintext; returns the packet bytes that are ready. */
   update(data: Uint8Array | string): Buffer[] {
-    this.feed(this.literal.push(asBuffer(data)));
+    this.feed(this.literal.push(typeof data === 'string' ? Buffer.from(data) : asBuffer(data)));
     // At most one 64 KiB part is held back; copying it frees the caller's buffer.
     this.literal.own();
     return this.take();

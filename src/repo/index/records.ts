@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Codec } from '../../compress/codec.js';
 import { IntegrityError } from '../../errors.js';
 import type { BlobLocation } from '../tree.js';
+import { asBuffer } from '../../util/bytes.js';
 
 export type { BlobLocation, Codec };
 
@@ -150,7 +151,7 @@ export async function* decodeIndexRecords(bytes: AsyncIterable<Uint8Array> | Ite
   let headerSeen = false;
   let count = 0;
   for await (const piece of bytes) {
-    pending = pending.length ? Buffer.concat([pending, piece]) : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+    pending = pending.length ? Buffer.concat([pending, piece]) : asBuffer(piece);
     if (!headerSeen) {
       if (pending.length < HEADER_SIZE) continue;
       checkHeader(pending, object);

@@ -9,6 +9,7 @@ import type { SftpConfig } from './config.js';
 import { SftpConnection } from './connection.js';
 import { SFTP_STATUS, sftpError, sftpStatus } from './errors.js';
 import { ReadAheadStream } from './read-ahead.js';
+import { asBuffer } from '../../util/bytes.js';
 
 /** Objects in flight carry this prefix so listings and readers never see half-written files. */
 const TEMP_PREFIX = '.tmp-';
@@ -110,7 +111,7 @@ export class SftpTarget implements Target {
   }
 
   private upload(conn: SftpConnection, source: PutSource, remote: string): Promise<void> {
-    if ('bytes' in source) return conn.call((sftp, cb) => sftp.writeFile(remote, Buffer.from(source.bytes.buffer, source.bytes.byteOffset, source.bytes.byteLength), cb));
+    if ('bytes' in source) return conn.call((sftp, cb) => sftp.writeFile(remote, asBuffer(source.bytes), cb));
     // fastPut keeps several write requests in flight from a fixed buffer (chunk size x concurrency).
     return conn.call((sftp, cb) => sftp.fastPut(source.file, remote, { chunkSize: this.config.writeChunkSize, concurrency: this.config.writeConcurrency }, cb));
   }
