@@ -123,7 +123,7 @@ export class ChunkEncoder {
     }
   }
 
-  /** End the chunk: waits for the temp file to be complete and names the chunk. */
+  /** End the chunk: waits for the temp file to be complete and tells what it holds. */
   async finish(): Promise<EncodedChunk> {
     if (!this.started) await this.start();
     if (this.deflate) {

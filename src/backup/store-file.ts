@@ -225,11 +225,16 @@ async function openChunk(ctx: StoreContext): Promise<{ encoder: ChunkEncoder; pa
   return { encoder: new ChunkEncoder(path, await ctx.keys.next()), path };
 }
 
-/** Abandon a chunk being encoded: its temp file goes and its temp space is given back. */
-async function dropChunk(ctx: StoreContext, encoder: ChunkEncoder, path: string): Promise<void> {
-  await encoder.abort();
+/** Delete a chunk's temp file and give back its temp space. */
+async function freeTemp(ctx: StoreContext, path: string): Promise<void> {
   await rm(path, { force: true });
   ctx.budget.release(ctx.chunkReserve);
+}
+
+/** Abandon a chunk being encoded. */
+async function dropChunk(ctx: StoreContext, encoder: ChunkEncoder, path: string): Promise<void> {
+  await encoder.abort();
+  await freeTemp(ctx, path);
 }
 
 /** Finish a chunk: known ids are dropped (dedup), new ones go to the upload queue. */
@@ -242,12 +247,6 @@ async function closeChunk(ctx: StoreContext, encoder: ChunkEncoder, path: string
     throw err;
   }
   const id = key.toString('hex');
-  const known = await ctx.index.lookup(key);
-  if (known) {
-    await rm(path, { force: true });
-    ctx.budget.release(ctx.chunkReserve);
-    return { id, ...known };
-  }
   const location: BlobLocation = {
     object: Layout.chunk(id),
     offset: chunk.headerLength,
@@ -255,10 +254,9 @@ async function closeChunk(ctx: StoreContext, encoder: ChunkEncoder, path: string
     rawLength: chunk.rawLength,
     codec: chunk.codec,
   };
+  // add() refuses an id the repository has, or another worker stored while this one encoded it.
   if (!(await ctx.index.add(key, location))) {
-    // Another worker stored the same chunk while this one was encoding it.
-    await rm(path, { force: true });
-    ctx.budget.release(ctx.chunkReserve);
+    await freeTemp(ctx, path);
     return { id, ...((await ctx.index.lookup(key)) as BlobLocation) };
   }
   ctx.onAdded(chunk.size);

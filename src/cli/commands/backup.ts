@@ -1,8 +1,8 @@
 import { hostname as osHostname, userInfo } from 'node:os';
 import { basename, resolve } from 'node:path';
 import { runBackup } from '../../backup/backup.js';
-import { chunkThreadMode } from '../../chunker/chunk-thread.js';
 import { Progress } from '../../backup/progress.js';
+import { chunkThreadMode } from '../../chunker/chunk-thread.js';
 import { formatSize } from '../../config/sizes.js';
 import { ConfigError, KbrackupError, describeError } from '../../errors.js';
 import { startKubernetes, type KubernetesMode } from '../../k8s/index.js';
