@@ -1,5 +1,6 @@
 // Backup (and restore) of 1 GiB of random data to each target: throughput and peak RSS, with the
-// default V8 heap and with the image's heap flags, and inside a 96 MiB memory cgroup.
+// default V8 heap, with uploads on their own thread (S3, SFTP), with the image's heap flags, and inside
+// a 96 MiB memory cgroup (where `auto` keeps uploads on the main thread).
 // `node --import tsx bench/targets.ts [GiB]` after `npm run build`; needs s3rver, openssh-server, root.
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -53,11 +54,12 @@ try {
     await mkdir(temp, { recursive: true });
     const env: NodeJS.ProcessEnv = { ...process.env, ...t.env, KBRACKUP_TEMP_DIR: temp };
     const cred = (run: string): string => join(dir, `${t.name}-${run}.cred`);
-    for (const run of ['free', 'heap', 'capped']) {
+    const remote = t.name !== 'filesystem';
+    for (const run of ['free', 'thread', 'heap', 'capped']) {
       expectCode(await runCli(['init', '--repo', t.repo(run), '--recipient', `${owner}.pub.asc`, '--credentials-out', cred(run)], { env }), 0);
     }
     const started = Date.now();
-    const backup = expectCode(await runCli(['backup', '--repo', t.repo('free'), '--credentials', cred('free'), source], { env }), 0);
+    const backup = expectCode(await runCli(['backup', '--repo', t.repo('free'), '--credentials', cred('free'), '--upload-thread', 'off', source], { env }), 0);
     const backupSeconds = (Date.now() - started) / 1000;
     const out = join(dir, `${t.name}-restore`);
     const restoreStarted = Date.now();
@@ -65,14 +67,23 @@ try {
     const restoreSeconds = (Date.now() - restoreStarted) / 1000;
     const intact = (await sha256File(join(out, 'random.bin'))) === expected;
     await rm(out, { recursive: true, force: true });
+    // Uploads from their own thread, as `auto` does without a memory limit or with 256 MiB or more.
+    let threaded = '';
+    if (remote) {
+      const threadStarted = Date.now();
+      const thread = expectCode(await runCli(['backup', '--repo', t.repo('thread'), '--credentials', cred('thread'), '--upload-thread', 'on', source], { env }), 0);
+      const threadSeconds = (Date.now() - threadStarted) / 1000;
+      threaded = `upload thread: backup ${mbps(threadSeconds)} (${threadSeconds.toFixed(1)} s), peak RSS ${mib(thread.peakRss)}; `;
+    }
     // What the container image does: a capped V8 heap and a small young generation.
     const heapStarted = Date.now();
-    const heap = expectCode(await runCli(['backup', '--repo', t.repo('heap'), '--credentials', cred('heap'), source], { env, nodeArgs: POD_NODE_ARGS }), 0);
+    const heap = expectCode(await runCli(['backup', '--repo', t.repo('heap'), '--credentials', cred('heap'), '--upload-thread', 'off', source], { env, nodeArgs: POD_NODE_ARGS }), 0);
     const heapSeconds = (Date.now() - heapStarted) / 1000;
     const capped = await runCapped(['backup', '--repo', t.repo('capped'), '--credentials', cred('capped'), source], env);
     console.log(
       `${t.name.padEnd(10)} backup ${mbps(backupSeconds)} (${backupSeconds.toFixed(1)} s), peak RSS ${mib(backup.peakRss)}; ` +
         `restore ${mbps(restoreSeconds)}, peak RSS ${mib(restore.peakRss)}, ${intact ? 'byte-exact' : 'MISMATCH'}; ` +
+        threaded +
         `image heap flags: backup ${mbps(heapSeconds)}, peak RSS ${mib(heap.peakRss)}; ` +
         `in ${CAP_MIB} MiB cgroup: backup rc=${capped.code} ${mbps(capped.seconds)} [${capped.memcap}]`,
     );

@@ -27,12 +27,15 @@ export class ConfigError extends KbrackupError {}
 export class TargetError extends KbrackupError {
   readonly target: string;
   readonly object: string | undefined;
+  /** What went wrong, without the target and object that lead the message. */
+  readonly detail: string;
   /** Transient errors (timeouts, resets, 5xx, throttling) may be retried. */
   readonly transient: boolean;
   constructor(target: string, object: string | undefined, message: string, opts: { transient?: boolean; cause?: unknown } = {}) {
     super(`${target}${object ? ` ${object}` : ''}: ${message}`, ExitCode.failed, { cause: opts.cause });
     this.target = target;
     this.object = object;
+    this.detail = message;
     this.transient = opts.transient ?? false;
   }
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -54,6 +54,8 @@ interface Remote {
   port: number;
   /** Checks that init created what the backend needs. */
   checkInit(): Promise<void>;
+  /** Makes every new chunk upload fail for good (the server refuses it); returns the undo. */
+  refuseChunks(): Promise<() => Promise<void>>;
   /** A misconfiguration and the clear message it must produce. */
   misconfigured: { repo: string; args: string[]; message: RegExp };
   stop(): Promise<void>;
@@ -82,13 +84,15 @@ function roundTrip(open: () => Promise<Remote>): void {
     await remote.checkInit();
   });
 
-  it('backs up, backs up again incrementally, and restores byte-exactly', async () => {
+  it('backs up (uploads on their own thread), again incrementally (on the main thread), and restores byte-exactly', async () => {
     const cred = join(src, '..', `${remote.name}.cred`);
-    const one = summaryOf(expectCode(await cli(remote, ['backup', '--repo', remote.repo, '--credentials', cred, '--json', src]), 0).stdout);
+    const one = summaryOf(expectCode(await cli(remote, ['backup', '--repo', remote.repo, '--credentials', cred, '--json', '--upload-thread', 'on', src]), 0).stdout);
     first = String(one.snapshot_id);
     assert.equal(one.files_new, 42);
     await writeFile(join(src, 'db', 'wal', 'new.log'), 'appended later\n');
-    expectCode(await cli(remote, ['backup', '--repo', remote.repo, '--credentials', cred, '--json', src]), 0);
+    await writePseudoRandom(join(src, 'db', 'second.bin'), 3 * MiB, `${src}-second`);
+    const two = summaryOf(expectCode(await cli(remote, ['backup', '--repo', remote.repo, '--credentials', cred, '--json', '--upload-thread', 'off', src]), 0).stdout);
+    assert.equal(two.files_new, 2);
     const out = join(src, '..', `${remote.name}-restore`);
     expectCode(await cli(remote, ['restore', '--repo', remote.repo, '--key', keys.key, 'latest', '--target', out]), 0);
     assert.deepEqual(await digests(out), await digests(src));
@@ -98,12 +102,14 @@ function roundTrip(open: () => Promise<Remote>): void {
     const cred = join(src, '..', `${remote.name}.cred`);
     const before = await digests(src);
     delete before[join('db', 'wal', 'new.log')];
+    delete before[join('db', 'second.bin')];
     await writePseudoRandom(join(src, 'db', 'grown.bin'), 6 * MiB, `${src}-grown`);
     const proxy = await startCuttingProxy(remote.port, 2 * MiB);
     // Stopped even if an assertion fails, or its open server would keep the test process alive.
     t.after(() => proxy.stop());
     const via = remote.through(proxy);
-    const run = expectCode(await cli(remote, ['backup', '--repo', via.repo, '--credentials', cred, '--json', src], via.args), 0);
+    // The upload thread's connection carries the chunks, so the drop hits it and its report must say "retry".
+    const run = expectCode(await cli(remote, ['backup', '--repo', via.repo, '--credentials', cred, '--json', '--upload-thread', 'on', src], via.args), 0);
     // The drop happened mid-upload and the run still wrote its snapshot.
     await proxy.stop();
     assert.equal(proxy.cuts, 1);
@@ -116,6 +122,28 @@ function roundTrip(open: () => Promise<Remote>): void {
     const earliest = join(src, '..', `${remote.name}-first`);
     expectCode(await cli(remote, ['restore', '--repo', remote.repo, '--key', keys.key, first, '--target', earliest]), 0);
     assert.deepEqual(await digests(earliest), before);
+  });
+
+  it('an upload refused on the upload thread fails the backup with a clear message; the repository stays intact', async () => {
+    const cred = join(src, '..', `${remote.name}.cred`);
+    const expected = await digests(src);
+    await writePseudoRandom(join(src, 'db', 'refused.bin'), 2 * MiB, `${src}-refused`);
+    const undo = await remote.refuseChunks();
+    let run: RunResult;
+    try {
+      run = await cli(remote, ['backup', '--repo', remote.repo, '--credentials', cred, '--retries', '0', '--upload-thread', 'on', src]);
+    } finally {
+      await undo();
+      await rm(join(src, 'db', 'refused.bin'));
+    }
+    assert.equal(run.code, 1, run.stderr);
+    const logged = jsonLines(run.stderr).map((l) => String(l.msg ?? l.message));
+    // Names the target and the object, as a failure on the main thread would.
+    assert.ok(logged.some((m) => m.includes(`${remote.name}://`) && / chunks\/[0-9a-f]{2}\/[0-9a-f]+/.test(m)), run.stderr);
+    assert.deepEqual(run.stderr.split('\n').filter((l) => l !== '' && !l.startsWith('{')), []);
+    const latest = join(src, '..', `${remote.name}-after-refusal`);
+    expectCode(await cli(remote, ['restore', '--repo', remote.repo, '--key', keys.key, 'latest', '--target', latest]), 0);
+    assert.deepEqual(await digests(latest), expected);
   });
 
   it('a misconfigured target fails with a clear one-line message', async () => {
@@ -145,6 +173,16 @@ describe('kbrackup on remote repositories', { concurrency: 2 }, () => {
         async checkInit() {
           await stat(join(server.directory, 'kbrackup', 'team', 'backups', 'kbrackup.json._S3rver_object'));
         },
+        async refuseChunks() {
+          // s3rver keeps objects as files below this folder; a file in its place makes every chunk put fail.
+          const chunks = join(server.directory, 'kbrackup', 'team', 'backups', 'chunks');
+          await rename(chunks, `${chunks}.kept`);
+          await writeFile(chunks, '');
+          return async () => {
+            await rm(chunks);
+            await rename(`${chunks}.kept`, chunks);
+          };
+        },
         misconfigured: { repo: 's3://no-such-bucket/backups', args: endpointArgs(server.port), message: /bucket "no-such-bucket" does not exist; create it first/ },
         stop: () => server.stop(),
       };
@@ -166,6 +204,16 @@ describe('kbrackup on remote repositories', { concurrency: 2 }, () => {
         port: sshd.port,
         async checkInit() {
           assert.ok((await stat(join(path, 'kbrackup.json'))).isFile());
+        },
+        async refuseChunks() {
+          // A file where the chunk folders are makes every chunk put fail on the server.
+          const chunks = join(path, 'chunks');
+          await rename(chunks, `${chunks}.kept`);
+          await writeFile(chunks, '');
+          return async () => {
+            await rm(chunks);
+            await rename(`${chunks}.kept`, chunks);
+          };
         },
         misconfigured: {
           repo: url(sshd.port),

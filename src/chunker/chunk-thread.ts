@@ -3,6 +3,7 @@ import type { ChunkReply, ChunkRequest } from './chunk-protocol.js';
 import { ChunkingService } from './chunking.js';
 import type { CutterSpec } from './spec.js';
 import { asBuffer } from '../util/bytes.js';
+import { threadWanted, type ThreadSetting } from '../util/memory-limit.js';
 
 /** Bytes of one block: a read, and the unit the thread cuts. */
 export const CHUNK_BLOCK = 256 * 1024;
@@ -44,11 +45,8 @@ export type ChunkThreadMode = 'thread' | 'inline';
 const THREAD_MIN_MEMORY = 96 * 1024 * 1024;
 
 /** `auto` decides by the process's memory limit (a pod's cgroup limit; unconstrained counts as plenty). */
-export function chunkThreadMode(setting: 'auto' | 'on' | 'off'): ChunkThreadMode {
-  if (setting === 'on') return 'thread';
-  if (setting === 'off') return 'inline';
-  const limit = process.constrainedMemory?.() ?? 0;
-  return limit > 0 && limit < THREAD_MIN_MEMORY ? 'inline' : 'thread';
+export function chunkThreadMode(setting: ThreadSetting): ChunkThreadMode {
+  return threadWanted(setting, THREAD_MIN_MEMORY) ? 'thread' : 'inline';
 }
 
 /**

@@ -8,6 +8,9 @@ import { openRepository, readRepoConfig, type Access, type Repository } from '..
 import { parseLocation } from '../targets/location.js';
 import { openTarget } from '../targets/open.js';
 import type { Target } from '../targets/target.js';
+import { UPLOAD_THREAD_MIN_MEMORY } from '../targets/upload-thread.js';
+import { formatSize } from '../config/sizes.js';
+import { memoryLimit, threadWanted, type ThreadSetting } from '../util/memory-limit.js';
 
 /** What every command gets. */
 export interface CommandContext {
@@ -51,10 +54,21 @@ export function required(config: Config, key: 'repo' | 'target' | 'out' | 'crede
   return value;
 }
 
-/** The repository's storage backend, from --repo and the backend options; retries are logged and stop on cancel. */
-export async function targetFromConfig(ctx: CommandContext): Promise<Target> {
+/**
+ * The repository's storage backend, from --repo and the backend options; retries are logged and stop on
+ * cancel. Commands that upload much (backup) pass `uploads` to have --upload-thread considered.
+ */
+export async function targetFromConfig(ctx: CommandContext, uploads: 'few' | 'many' = 'few'): Promise<Target> {
   const { config, logger } = ctx;
   const location = parseLocation(required(config, 'repo', 'no repository given'));
+  let uploadThread = false;
+  if (uploads === 'many' && location.kind !== 'filesystem') {
+    const setting = config.get('uploadThread') as ThreadSetting;
+    uploadThread = threadWanted(setting, UPLOAD_THREAD_MIN_MEMORY);
+    if (setting === 'auto' && !uploadThread) {
+      logger.info(`memory limit ${formatSize(memoryLimit())}: uploads run on the main thread (--upload-thread on is faster, for ~60-80 MiB more)`);
+    }
+  }
   return openTarget(location, {
     s3Endpoint: config.get('s3Endpoint'),
     s3Region: config.get('s3Region'),
@@ -69,6 +83,7 @@ export async function targetFromConfig(ctx: CommandContext): Promise<Target> {
     retries: config.get('retries'),
     onRetry: (err, attempt, delayMs) => logger.warn({ attempt, delayMs }, `${err.message}; retrying in ${(delayMs / 1000).toFixed(1)}s`),
     signal: ctx.signal,
+    uploadThread,
   });
 }
 

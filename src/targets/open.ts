@@ -23,10 +23,12 @@ export interface TargetOptions {
   onRetry?: (err: TargetError, attempt: number, delayMs: number) => void;
   /** Stops retrying once aborted (the job is being cancelled). */
   signal?: AbortSignal;
+  /** Upload files to S3 or SFTP from a thread of their own (upload-thread.ts); backups set it. */
+  uploadThread?: boolean;
 }
 
-/** The AWS SDK (~26 MiB RSS once loaded) and ssh2 (~18 MiB) are imported only by runs that use them. */
-async function openPlain(location: Location, options: TargetOptions): Promise<Target> {
+/** The plain backend for a location. The AWS SDK (~26 MiB RSS once loaded) and ssh2 (~18 MiB) are imported only by runs that use them. */
+export async function openBackend(location: Location, options: TargetOptions): Promise<Target> {
   switch (location.kind) {
     case 'filesystem':
       return new FilesystemTarget(location.path);
@@ -45,5 +47,11 @@ async function openPlain(location: Location, options: TargetOptions): Promise<Ta
 
 /** Create the backend for a location, wrapped so transient failures are retried with backoff. */
 export async function openTarget(location: Location, options: TargetOptions): Promise<Target> {
-  return new RetryingTarget(await openPlain(location, options), { retries: options.retries, onRetry: options.onRetry, signal: options.signal });
+  let backend = await openBackend(location, options);
+  if (options.uploadThread === true && location.kind !== 'filesystem') {
+    const { onRetry: _onRetry, signal: _signal, uploadThread: _uploadThread, ...plain } = options;
+    const { UploadThreadTarget } = await import('./upload-thread.js');
+    backend = new UploadThreadTarget(backend, location, plain);
+  }
+  return new RetryingTarget(backend, { retries: options.retries, onRetry: options.onRetry, signal: options.signal });
 }

@@ -12,6 +12,7 @@ import type { SnapshotSummary } from '../../repo/snapshot.js';
 import { sanitizeSource } from '../../repo/layout.js';
 import { openFromConfig, targetFromConfig, type CommandContext } from '../context.js';
 import { PROGRAM_VERSION } from '../version.js';
+import { memoryLimit, type ThreadSetting } from '../../util/memory-limit.js';
 import { startProgress } from '../progress-reporter.js';
 
 function username(): string {
@@ -58,11 +59,11 @@ export async function backup(ctx: CommandContext): Promise<number> {
 async function backupToRepository(ctx: CommandContext, root: string, source: string): Promise<{ exitCode: number; snapshotId: string; summary: SnapshotSummary }> {
   const { config, logger } = ctx;
   const json = config.get('json');
-  const target = await targetFromConfig(ctx);
-  const threadSetting = config.get('chunkThread') as 'auto' | 'on' | 'off';
+  const target = await targetFromConfig(ctx, 'many');
+  const threadSetting = config.get('chunkThread') as ThreadSetting;
   const chunkThread = chunkThreadMode(threadSetting);
   if (threadSetting === 'auto' && chunkThread === 'inline') {
-    logger.info(`memory limit ${formatSize(process.constrainedMemory())}: large files are cut and hashed on the main thread (--chunk-thread on adds a second thread of ~9 MiB)`);
+    logger.info(`memory limit ${formatSize(memoryLimit())}: large files are cut and hashed on the main thread (--chunk-thread on adds a second thread of ~9 MiB)`);
   }
   try {
     const repo = await openFromConfig(config, target);
