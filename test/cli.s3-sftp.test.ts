@@ -29,7 +29,7 @@ async function digests(dir: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
     if (!entry.isFile()) continue;
-    const path = join((entry as unknown as { path: string }).path, entry.name);
+    const path = join(entry.parentPath, entry.name);
     out[relative(dir, path)] = await sha256File(path);
   }
   return out;
