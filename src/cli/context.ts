@@ -66,7 +66,7 @@ export async function targetFromConfig(ctx: CommandContext, uploads: 'few' | 'ma
     const setting = config.get('uploadThread') as ThreadSetting;
     uploadThread = threadWanted(setting, UPLOAD_THREAD_MIN_MEMORY);
     if (setting === 'auto' && !uploadThread) {
-      logger.info(`memory limit ${formatSize(memoryLimit())}: uploads run on the main thread (--upload-thread on is faster, for ~60-80 MiB more)`);
+      logger.info(`memory limit ${formatSize(memoryLimit())}: uploads run on the main thread (--upload-thread on is faster, for ~50 MiB more)`);
     }
   }
   return openTarget(location, {

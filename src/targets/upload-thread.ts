@@ -5,7 +5,7 @@ import type { Location } from './location.js';
 import type { ByteRange, ObjectInfo, PutSource, Target } from './target.js';
 import type { UploadFailure, UploadReply, UploadRequest, WorkerTargetOptions } from './upload-protocol.js';
 
-/** Below this memory limit `auto` uploads from the main thread: the upload thread costs ~60-80 MiB (measured). */
+/** Below this memory limit `auto` uploads from the main thread: the upload thread costs ~45-60 MiB of peak RSS (measured). */
 export const UPLOAD_THREAD_MIN_MEMORY = 256 * 1024 * 1024;
 
 interface Pending {
@@ -24,8 +24,8 @@ class UploadThreadError extends TargetError {
  * A network target whose file uploads run on a thread of their own, over a second connection. The SSH
  * and S3 clients spend about half of a backup's main-thread time framing, encrypting and sending; on
  * the upload thread that runs beside the encryption of the next chunks instead of taking turns with it
- * (1 GiB to sshd on two cores: ~8-9 s instead of ~10-11 s). The price is a second V8 heap, and the
- * garbage of the network client piling up in it until it is collected: ~60-80 MiB.
+ * (1 GiB to sshd on two cores: 8.8-9.4 s instead of 10.1-11.3 s). The price is a second V8 heap with
+ * the network client, its connection and the garbage it leaves between collections: ~45-60 MiB.
  * Everything else (reads, lists, small puts) stays on the main thread's connection.
  */
 export class UploadThreadTarget implements Target {
