@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
-import { NotFoundError } from '../src/errors.js';
+import { NotFoundError, TargetError } from '../src/errors.js';
 import { FilesystemTarget } from '../src/targets/filesystem/filesystem.js';
 import { S3Target } from '../src/targets/s3/s3.js';
 import { SftpTarget } from '../src/targets/sftp/sftp.js';
@@ -183,6 +183,33 @@ describe('target conformance', { concurrency: 3 }, () => {
         open: async () => new FilesystemTarget(join(root, 'repo')),
         stop: () => rm(root, { recursive: true, force: true }),
       };
+    });
+
+    it('makes a fan-out folder again when someone removed it after it was first made', async (t) => {
+      const root = await mkdtemp(join(tmpdir(), 'kbrackup-fs-'));
+      t.after(() => rm(root, { recursive: true, force: true }));
+      const target = new FilesystemTarget(join(root, 'repo'));
+      await target.put('chunks/ab/one', { bytes: Buffer.from('one') });
+      await rm(join(root, 'repo', 'chunks', 'ab'), { recursive: true });
+      await target.put('chunks/ab/two', { bytes: Buffer.from('two') });
+      assert.equal(await readFile(join(root, 'repo', 'chunks', 'ab', 'two'), 'utf8'), 'two');
+      await rm(join(root, 'repo', 'chunks', 'ab'), { recursive: true });
+      const file = join(root, 'three');
+      await writeFile(file, 'three');
+      await target.put('chunks/ab/three', { file, consumable: true });
+      assert.equal(await readFile(join(root, 'repo', 'chunks', 'ab', 'three'), 'utf8'), 'three');
+    });
+
+    it('a put whose source file is gone says so, rather than "no such object"', async (t) => {
+      const root = await mkdtemp(join(tmpdir(), 'kbrackup-fs-'));
+      t.after(() => rm(root, { recursive: true, force: true }));
+      const target = new FilesystemTarget(join(root, 'repo'));
+      const missing = join(root, 'vanished');
+      await assert.rejects(target.put('data/x', { file: missing }), (err: unknown) => {
+        assert.ok(err instanceof TargetError && !(err instanceof NotFoundError), String(err));
+        assert.match(err.message, /data\/x: the file to store, .*vanished, is gone$/);
+        return true;
+      });
     });
   });
 

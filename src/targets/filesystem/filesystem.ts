@@ -60,6 +60,25 @@ export class FilesystemTarget implements Target {
   }
 
   async put(name: string, source: PutSource): Promise<void> {
+    try {
+      await this.store(name, source);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw this.fail(name, err);
+      if ('file' in source && !(await stat(source.file).then(() => true, () => false))) {
+        throw new TargetError(this.description, name, `the file to store, ${source.file}, is gone`, { cause: err });
+      }
+      // The folder cache said the fan-out folder exists, but someone removed it: make it again, once.
+      this.folders.delete(dirname(this.path(name)));
+      try {
+        await this.store(name, source);
+      } catch (again) {
+        // A put has no object to miss: a missing path here is a folder, not "no such object".
+        throw new TargetError(this.description, name, describeError(again), { cause: again });
+      }
+    }
+  }
+
+  private async store(name: string, source: PutSource): Promise<void> {
     const final = this.path(name);
     const dir = dirname(final);
     let temp: string | undefined;
@@ -74,7 +93,7 @@ export class FilesystemTarget implements Target {
       await rename(temp, final);
     } catch (err) {
       if (temp !== undefined) await rm(temp, { force: true }).catch(() => undefined);
-      throw this.fail(name, err);
+      throw err;
     }
   }
 
