@@ -3,6 +3,7 @@ import type { ChunkReply, ChunkRequest } from './chunk-protocol.js';
 import { ChunkingService } from './chunking.js';
 import type { CutterSpec } from './spec.js';
 import { asBuffer } from '../util/bytes.js';
+import { deferred, type Waiter } from '../util/deferred.js';
 import { threadWanted, type ThreadSetting } from '../util/memory-limit.js';
 
 /** Bytes of one block: a read, and the unit the thread cuts. */
@@ -24,18 +25,6 @@ export interface BlockCuts {
 export interface FileEnd {
   sha256: string;
   lastId?: Buffer;
-}
-
-interface Waiter<T> {
-  resolve: (value: T) => void;
-  reject: (err: unknown) => void;
-}
-
-function deferred<T>(): { promise: Promise<T>; waiter: Waiter<T> } {
-  let waiter: Waiter<T> | undefined;
-  const promise = new Promise<T>((resolve, reject) => (waiter = { resolve, reject }));
-  promise.catch(() => undefined);
-  return { promise, waiter: waiter as Waiter<T> };
 }
 
 /** Where chunking runs: on its own thread, or inline on the main thread when memory is tight. */

@@ -5,6 +5,7 @@ import { RetryingTarget } from './retrying.js';
 import { s3Config } from './s3/config.js';
 import { sftpConfig } from './sftp/config.js';
 import type { Target } from './target.js';
+import { UploadThreadTarget } from './upload-thread.js';
 
 /** Backend settings taken from the configuration; each backend reads only its own. */
 export interface TargetOptions {
@@ -50,7 +51,6 @@ export async function openTarget(location: Location, options: TargetOptions): Pr
   let backend = await openBackend(location, options);
   if (options.uploadThread === true && location.kind !== 'filesystem') {
     const { onRetry: _onRetry, signal: _signal, uploadThread: _uploadThread, ...plain } = options;
-    const { UploadThreadTarget } = await import('./upload-thread.js');
     backend = new UploadThreadTarget(backend, location, plain);
   }
   return new RetryingTarget(backend, { retries: options.retries, onRetry: options.onRetry, signal: options.signal });

@@ -4,14 +4,10 @@ import { TargetError } from '../errors.js';
 import type { Location } from './location.js';
 import type { ByteRange, ObjectInfo, PutSource, Target } from './target.js';
 import type { UploadFailure, UploadReply, UploadRequest, WorkerTargetOptions } from './upload-protocol.js';
+import { deferred, type Waiter } from '../util/deferred.js';
 
 /** Below this memory limit `auto` uploads from the main thread: the upload thread costs ~45-60 MiB of peak RSS (measured). */
 export const UPLOAD_THREAD_MIN_MEMORY = 256 * 1024 * 1024;
-
-interface Pending {
-  resolve: () => void;
-  reject: (err: unknown) => void;
-}
 
 /** A TargetError as the upload thread reported it, with its message and whether it may be retried. */
 class UploadThreadError extends TargetError {
@@ -31,7 +27,7 @@ class UploadThreadError extends TargetError {
 export class UploadThreadTarget implements Target {
   readonly description: string;
   private readonly worker: Worker;
-  private readonly pending = new Map<number, Pending>();
+  private readonly pending = new Map<number, Waiter<void>>();
   private readonly exited: Promise<void>;
   private nextId = 0;
   private failure: TargetError | undefined;
@@ -80,11 +76,11 @@ export class UploadThreadTarget implements Target {
     if ('bytes' in source) return this.inner.put(name, source);
     if (this.failure !== undefined) return Promise.reject(this.failure);
     const id = this.nextId++;
-    return new Promise<void>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.worker.ref();
-      this.worker.postMessage({ kind: 'put', id, name, file: source.file, size: source.size } satisfies UploadRequest);
-    });
+    const { promise, waiter } = deferred<void>();
+    this.pending.set(id, waiter);
+    this.worker.ref();
+    this.worker.postMessage({ kind: 'put', id, name, file: source.file, size: source.size } satisfies UploadRequest);
+    return promise;
   }
 
   get(name: string, range?: ByteRange): Promise<Readable> {
