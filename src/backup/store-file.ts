@@ -127,7 +127,11 @@ async function storeLarge(ctx: StoreContext, handle: FileHandle, scanFirst: bool
   // A scanned chunk is looked up (and read again only if new); a chunk encrypted in this pass is closed.
   const finishChunk = (end: number, id: Buffer): void => {
     if (scanFirst) closing.push(scannedChunk(ctx, handle, chunkStart, end - chunkStart, id));
-    else closing.push(closeChunk(ctx, (open as { encoder: ChunkEncoder }).encoder, (open as { path: string }).path, id));
+    else {
+      // In this pass a chunk only ends after bytes of it were written, so it is open.
+      const { encoder, path } = open as { encoder: ChunkEncoder; path: string };
+      closing.push(closeChunk(ctx, encoder, path, id));
+    }
     open = undefined;
     chunkStart = end;
   };
