@@ -56,7 +56,7 @@ try {
     const cred = (run: string): string => join(dir, `${t.name}-${run}.cred`);
     const remote = t.name !== 'filesystem';
     for (const run of ['free', 'thread', 'heap', 'capped']) {
-      expectCode(await runCli(['init', '--repo', t.repo(run), '--recipient', `${owner}.pub.asc`, '--credentials-out', cred(run)], { env }), 0);
+      expectCode(await runCli(['init', '--repo', t.repo(run), '--key', `${owner}.key.asc`, '--credentials-out', cred(run)], { env }), 0);
     }
     const started = Date.now();
     const backup = expectCode(await runCli(['backup', '--repo', t.repo('free'), '--credentials', cred('free'), '--upload-thread', 'off', source], { env }), 0);

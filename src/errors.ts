@@ -77,6 +77,9 @@ export class IntegrityError extends KbrackupError {
   }
 }
 
+/** The owner's signature over the repository is missing: restore cannot tell it from a forgery. */
+export class UntrustedError extends KbrackupError {}
+
 /** The repository is locked by another process. */
 export class LockedError extends KbrackupError {
   constructor(message: string) {

@@ -78,10 +78,12 @@ function roundTrip(open: () => Promise<Remote>): void {
 
   after(() => remote?.stop());
 
-  it('init creates the repository', async () => {
+  it('init creates the repository; trust signs it later (made with the public key only)', async () => {
     const cred = join(src, '..', `${remote.name}.cred`);
     expectCode(await cli(remote, ['init', '--repo', remote.repo, '--recipient', keys.pub, '--credentials-out', cred]), 0);
     await remote.checkInit();
+    const signed = expectCode(await cli(remote, ['trust', '--repo', remote.repo, '--key', keys.key]), 0);
+    assert.match(signed.stdout, /signed repository [0-9a-f]{32} at .* with key [0-9a-f]{64}/);
   });
 
   it('backs up (uploads on their own thread), again incrementally (on the main thread), and restores byte-exactly', async () => {

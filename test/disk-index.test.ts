@@ -7,7 +7,8 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { IntegrityError } from '../src/errors.js';
 import { DiskIndex } from '../src/repo/index/disk-index.js';
-import { decodeIndexEntries, decodeLocation, decodeRecord, encodeIndexEntries, encodeRecord, RECORD_SIZE, type BlobLocation, type IndexEntry } from '../src/repo/index/records.js';
+import { BlobListParser, encodeBlobList, parseBlobList } from '../src/repo/index/blob-list.js';
+import { decodeLocation, decodeRecord, encodeRecord, RECORD_SIZE, type BlobLocation, type IndexEntry } from '../src/repo/index/records.js';
 import { RecordSorter } from '../src/repo/index/sort.js';
 import { pseudoRandomBytes } from './fixtures/prng.js';
 import { syntheticEntries, syntheticId, syntheticLocation } from './fixtures/synthetic-index.js';
@@ -20,9 +21,19 @@ async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
   return out;
 }
 
-/** The encoded bytes of an index object as one buffer. */
+/** The blob list (an index object's plaintext) of `entries`, as one buffer. */
 async function encodeAll(entries: IndexEntry[]): Promise<Buffer> {
-  return Buffer.concat(await collect(encodeIndexEntries(entries)));
+  return Buffer.concat(await collect(encodeBlobList(entries)));
+}
+
+/** The entries of blob-list bytes arriving in pieces. */
+async function* decodeAll(bytes: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, object = 'index object'): AsyncIterable<IndexEntry> {
+  const parser = new BlobListParser(object);
+  for await (const piece of bytes) {
+    const records = parser.push(Buffer.from(piece));
+    for (let at = 0; at < records.length; at += RECORD_SIZE) yield decodeRecord(records, at, object);
+  }
+  parser.end();
 }
 
 /** `bytes` cut into pieces of the given sizes (cycled), as a stream. */
@@ -49,8 +60,8 @@ after(async () => {
 describe('index records', () => {
   it('round-trip every field, up to the format limits', () => {
     const locs: BlobLocation[] = [
-      { object: `chunks/ab/${HEX}`, offset: 0, length: 0, rawLength: 0, codec: 'none' },
-      { object: `packs/ab/${HEX}`, offset: 2 ** 48 - 1, length: 2 ** 32 - 1, rawLength: 2 ** 32 - 1, codec: 'zlib' },
+      { kind: 'chunk', objectId: HEX, keyOffset: 0, bundleOffset: 0, bundleLength: 0, blobOffset: 0, rawLength: 0 },
+      { kind: 'pack', objectId: HEX, keyOffset: 2 ** 48 - 1, bundleOffset: 2 ** 48 - 1, bundleLength: 2 ** 32 - 1, blobOffset: 2 ** 32 - 1, rawLength: 2 ** 32 - 1 },
       syntheticLocation(12345),
     ];
     const buf = Buffer.alloc(RECORD_SIZE * locs.length);
@@ -61,14 +72,15 @@ describe('index records', () => {
   it('reject values the format cannot hold', () => {
     const good = syntheticLocation(1);
     const bad: [Partial<BlobLocation>, RegExp][] = [
-      [{ object: `chunks/cd/${HEX}` }, /object name/],
-      [{ object: `chunks/AB/${HEX.toUpperCase()}` }, /object name/],
-      [{ object: `index/ab/${HEX}` }, /object name/],
-      [{ object: `chunks/ab/${HEX}0` }, /object name/],
-      [{ offset: 2 ** 48 }, /offset/],
-      [{ length: -1 }, /length/],
+      [{ objectId: HEX.toUpperCase() }, /object id/],
+      [{ objectId: `${HEX}0` }, /object id/],
+      [{ objectId: '../x' }, /object id/],
+      [{ kind: 'index' as 'pack' }, /kind/],
+      [{ keyOffset: 2 ** 48 }, /keyOffset/],
+      [{ bundleOffset: -1 }, /bundleOffset/],
+      [{ bundleLength: 2 ** 32 }, /bundleLength/],
+      [{ blobOffset: 0.5 }, /blobOffset/],
       [{ rawLength: 1.5 }, /rawLength/],
-      [{ codec: 'zstd' as 'zlib' }, /codec/],
     ];
     for (const [change, message] of bad) {
       assert.throws(() => encodeRecord(syntheticId(1), { ...good, ...change }, Buffer.alloc(RECORD_SIZE), 0), (err: unknown) => err instanceof RangeError && message.test(err.message));
@@ -95,41 +107,46 @@ describe('index records', () => {
   });
 });
 
-describe('index objects', () => {
+describe('blob lists (index objects and pack trailers)', () => {
   const entries = Array.from({ length: 2000 }, (_, i) => ({ id: syntheticId(i), loc: syntheticLocation(i) }));
 
   it('round-trip however the bytes are split', async () => {
     const bytes = await encodeAll(entries);
-    assert.equal(bytes.subarray(0, 4).toString(), 'KBIX');
     for (const sizes of [[bytes.length], [1], [7, 80, 1000, 3], [65536]]) {
-      assert.deepEqual(await collect(decodeIndexEntries(pieces(bytes, sizes), 'index/1234')), entries);
+      assert.deepEqual(await collect(decodeAll(pieces(bytes, sizes), 'index/1234')), entries);
     }
-    assert.deepEqual(await collect(decodeIndexEntries([await encodeAll([])])), []);
+    assert.deepEqual(await collect(decodeAll([await encodeAll([])])), []);
+    assert.deepEqual(parseBlobList(bytes, 'index/1234'), entries);
+  });
+
+  it('take ~36 bytes a blob in bundles of small files: ids, and small numbers as varints', async () => {
+    const objectId = syntheticId(0, 'pack').toString('hex');
+    const small = Array.from({ length: 2000 }, (_, i) => ({
+      id: syntheticId(i),
+      loc: { kind: 'pack' as const, objectId, keyOffset: 0, bundleOffset: 200 + Math.floor(i / 100) * 50_000, bundleLength: 50_000, blobOffset: (i % 100) * 300, rawLength: 300 },
+    }));
+    const bytes = await encodeAll(small);
+    assert.ok(bytes.length < small.length * 37, `${bytes.length} bytes for ${small.length} blobs`);
+    assert.deepEqual(parseBlobList(bytes, 'index/1234'), small);
   });
 
   it('detect truncation at any point', async () => {
     const bytes = await encodeAll(entries.slice(0, 5));
-    for (const cut of [0, 3, 8, 8 + 40, 8 + 79, 8 + 80, bytes.length - 41, bytes.length - 40, bytes.length - 1]) {
-      await assert.rejects(collect(decodeIndexEntries([bytes.subarray(0, cut)], 'index/1234')), isIntegrityError(/truncated|checksum|records but/), `cut at ${cut}`);
+    for (let cut = 0; cut < bytes.length; cut += 3) {
+      await assert.rejects(collect(decodeAll([bytes.subarray(0, cut)], 'index/1234')), isIntegrityError(/truncated|blobs but/), `cut at ${cut}`);
     }
   });
 
-  it('detect altered bytes, extra bytes and foreign data', async () => {
+  it('detect a wrong count, extra bytes and an unknown object kind', async () => {
     const bytes = await encodeAll(entries.slice(0, 5));
-    const flip = (at: number) => {
+    const changed = (at: number, value: number) => {
       const copy = Buffer.from(bytes);
-      copy[at] = copy[at]! ^ 1;
+      copy[at] = value;
       return copy;
     };
-    await assert.rejects(collect(decodeIndexEntries([flip(8 + 100)], 'index/1234')), isIntegrityError(/checksum/));
-    await assert.rejects(collect(decodeIndexEntries([flip(bytes.length - 33)], 'index/1234')), isIntegrityError(/trailer says/));
-    await assert.rejects(collect(decodeIndexEntries([flip(bytes.length - 1)], 'index/1234')), isIntegrityError(/checksum/));
-    await assert.rejects(collect(decodeIndexEntries([Buffer.concat([bytes, Buffer.alloc(80)])], 'index/1234')), isIntegrityError(/./));
-    await assert.rejects(collect(decodeIndexEntries([flip(0)], 'index/1234')), isIntegrityError(/bad magic/));
-    await assert.rejects(collect(decodeIndexEntries([flip(5)], 'index/1234')), isIntegrityError(/version/));
-    const zeroed = Buffer.from(bytes);
-    zeroed.fill(0, 8 + 32, 8 + 34); // kind and codec of the first record
-    await assert.rejects(collect(decodeIndexEntries([zeroed], 'index/1234')), isIntegrityError(/invalid index record/));
+    await assert.rejects(collect(decodeAll([changed(bytes.length - 1, 4)], 'index/1234')), isIntegrityError(/holds 5 blobs but its end says 4/));
+    await assert.rejects(collect(decodeAll([Buffer.concat([bytes, Buffer.alloc(3)])], 'index/1234')), isIntegrityError(/after its end/));
+    await assert.rejects(collect(decodeAll([changed(0, 9)], 'index/1234')), isIntegrityError(/unknown object kind 9/));
   });
 });
 
@@ -233,7 +250,7 @@ describe('DiskIndex', () => {
 
     const objects = [await encodeAll(await collect(syntheticEntries(1500))), await encodeAll(await collect(syntheticEntries(500, 'other')))];
     async function* entries(): AsyncIterable<IndexEntry> {
-      for (const [n, bytes] of objects.entries()) yield* decodeIndexEntries(pieces(bytes, [4096]), `index/${n}`);
+      for (const [n, bytes] of objects.entries()) yield* decodeAll(pieces(bytes, [4096]), `index/${n}`);
     }
     const index = await DiskIndex.build(dir, entries(), { runRecords: 512 });
     assert.equal(index.size, 2000);
@@ -256,7 +273,7 @@ describe('DiskIndex', () => {
       throw new Error('source failed');
     }
     await assert.rejects(DiskIndex.build(dir, failing(), { runRecords: 1000 }), /source failed/);
-    await assert.rejects(DiskIndex.build(dir, [{ id: syntheticId(1), loc: { ...syntheticLocation(1), object: 'nope' } }]), RangeError);
+    await assert.rejects(DiskIndex.build(dir, [{ id: syntheticId(1), loc: { ...syntheticLocation(1), objectId: 'nope' } }]), RangeError);
     assert.deepEqual(await readdir(dir), []);
   });
 

@@ -3,10 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdir, open, readdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readCredentials } from '../src/repo/credentials.js';
-import { newIndexName } from '../src/repo/index-objects.js';
-import { encodeIndexEntries } from '../src/repo/index/records.js';
-import { sealToFile } from '../src/repo/objects.js';
-import { openRepository } from '../src/repo/repository.js';
+import { encodeBlobList } from '../src/repo/index/blob-list.js';
+import { openRepository } from '../src/repo/keyring.js';
 import { FilesystemTarget } from '../src/targets/filesystem/filesystem.js';
 import { syntheticEntries } from './fixtures/synthetic-index.js';
 import { POD_NODE_ARGS, runCli, summaryOf } from './helpers/cli.js';
@@ -87,9 +85,7 @@ describe('stateless incremental backups and deduplication', () => {
     fixtures.push(empty, full);
     const target = new FilesystemTarget(full.repo);
     const repo = await openRepository(target, { credentials: await readCredentials(full.cred) });
-    const path = join(full.dir, 'synthetic-index');
-    const size = await sealToFile(path, encodeIndexEntries(syntheticEntries(1_000_000)), repo.metaSealing);
-    await target.put(newIndexName(), { file: path, size, consumable: true });
+    await repo.writeIndex(encodeBlobList(syntheticEntries(1_000_000)), full.dir);
     const src = join(empty.dir, 'src');
     await mkdir(src);
     await writePseudoRandom(join(src, 'data.bin'), 64 * MiB, 'index-rss');
@@ -102,7 +98,7 @@ describe('stateless incremental backups and deduplication', () => {
     assert.ok(Number(b.summary.data_added) >= 64 * MiB, `data_added ${b.summary.data_added}`);
   });
 
-  it('repair index rebuilds lost index objects from the snapshots; nothing is lost meanwhile', async () => {
+  it('repair index rebuilds lost index objects from the content objects; nothing is lost meanwhile', async () => {
     const fx = await makeFixture();
     fixtures.push(fx);
     const src = join(fx.dir, 'src');
@@ -116,7 +112,7 @@ describe('stateless incremental backups and deduplication', () => {
     await mkdir(other);
     await writePseudoRandom(join(other, 'a.bin'), 4 * MiB, 'repair');
     const repaired = expectCode(await runCli(['repair', 'index', '--repo', fx.repo, '--credentials', fx.cred]), 0);
-    assert.match(repaired.stdout, /index rebuilt from 1 snapshots/);
+    assert.match(repaired.stdout, /index rebuilt from [2-9] content objects: [2-9] blobs/);
     assert.equal((await readdir(join(fx.repo, 'index'))).length, 1);
     const after = await backup(fx, other);
     assert.equal(after.summary.data_added, 0);

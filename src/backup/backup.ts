@@ -1,4 +1,4 @@
-import { access, constants, lstat, mkdtemp, rm } from 'node:fs/promises';
+import { access, constants, lstat, mkdtemp, opendir, rm } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, join } from 'node:path';
@@ -6,27 +6,23 @@ import { ChunkThread, type ChunkThreadMode } from '../chunker/chunk-thread.js';
 import { maxChunkSize } from '../chunker/spec.js';
 import { formatSize } from '../config/sizes.js';
 import { ConfigError, KbrackupError, describeError } from '../errors.js';
-import { newIndexName, readIndexObjects } from '../repo/index-objects.js';
 import { DiskIndex } from '../repo/index/disk-index.js';
-import { encodeIndexEntries } from '../repo/index/records.js';
-import { sealToFile } from '../repo/objects.js';
-import { parseChunkLine } from '../repo/tree-reader.js';
-import { batchLines } from '../util/batch-lines.js';
-import { Layout } from '../repo/layout.js';
 import type { Repository } from '../repo/repository.js';
-import { writeSnapshot, type Snapshot, type SnapshotSummary } from '../repo/snapshot.js';
-import type { FileEntry, TreeEntry } from '../repo/tree.js';
-import { ByteBudget, Limiter } from './budget.js';
-import { recordingIndex } from './chunk-index.js';
-import { ChunkList } from './chunk-list.js';
+import type { Snapshot, SnapshotSummary } from '../repo/snapshot.js';
+import type { DirEntry, FileEntry, TreeEntry } from '../repo/tree/entry.js';
+import { fromText, type ByteString } from '../repo/tree/names.js';
+import { ByteBudget } from '../util/byte-budget.js';
 import { compileExcludes } from './exclude.js';
-import { PreviousTree, type PreviousEntry } from './previous.js';
 import { Packer } from './packer.js';
+import { PreviousTree } from './previous.js';
 import { Progress } from './progress.js';
+import { RunIndex } from './run-index.js';
 import { SessionKeys } from './session-keys.js';
+import { SmallFiles } from './small-files.js';
 import { storeFile, type StoreContext, type StoredFile } from './store-file.js';
+import { TreeBuilder, baseEntry, type DirCounts } from './tree-builder.js';
 import { Uploader } from './uploader.js';
-import { walk, type WalkItem } from './walker.js';
+import { walk, type WalkEvent, type WalkItem } from './walker.js';
 
 /** What a backup run is asked to do. */
 export interface BackupOptions {
@@ -60,241 +56,341 @@ export interface BackupResult {
   summary: SnapshotSummary;
 }
 
-/** Entries dispatched ahead of the one being written to the tree: bounds memory while workers run. */
-const WINDOW = 64;
-/** Key packets + AEAD tags + framing add well under this to a chunk. */
+/** Walk events whose results may be pending at once: bounds memory while files are stored. */
+const WINDOW = 1024;
+/** Key packets + AEAD tags + framing + trailer add well under this to a chunk or pack. */
 const OVERHEAD = 64 * 1024;
 
-async function checkTempDir(dir: string): Promise<void> {
+/** Temp space: what one chunk and one pack in flight take, and the budget of the run. */
+interface TempPlan {
+  chunkReserve: number;
+  packReserve: number;
+  limit: number;
+}
+
+/** Check the temp folder and size the temp budget; fails early when one chunk and one pack cannot fit. */
+async function planTempSpace(repo: Repository, options: BackupOptions): Promise<TempPlan> {
   try {
-    await access(dir, constants.W_OK | constants.X_OK);
+    await access(options.tempDir, constants.W_OK | constants.X_OK);
   } catch (err) {
-    throw new ConfigError(`temp dir ${dir} is not a writable folder (${describeError(err)}); set --temp-dir / KBRACKUP_TEMP_DIR`);
+    throw new ConfigError(`temp dir ${options.tempDir} is not a writable folder (${describeError(err)}); set --temp-dir / KBRACKUP_TEMP_DIR`);
   }
-}
-
-async function statRoot(root: string): Promise<BigIntStats> {
-  try {
-    const stat = await lstat(root, { bigint: true });
-    if (!stat.isDirectory() && !stat.isFile()) throw new ConfigError(`backup PATH ${root} is neither a folder nor a file`);
-    return stat;
-  } catch (err) {
-    if (err instanceof KbrackupError) throw err;
-    throw new ConfigError(`backup PATH ${root} cannot be read (${describeError(err)})`);
-  }
-}
-
-function baseEntry(path: string, stat: BigIntStats): { path: string; mode: number; uid: number; gid: number; mtime: string } {
-  return { path, mode: Number(stat.mode & 0o7777n), uid: Number(stat.uid), gid: Number(stat.gid), mtime: stat.mtimeNs.toString() };
-}
-
-function changedSince(before: BigIntStats, after: BigIntStats): boolean {
-  return before.size !== after.size || before.mtimeNs !== after.mtimeNs || before.ctimeNs !== after.ctimeNs;
-}
-
-/** Back up one folder (or file) into the repository and write a snapshot of it. */
-export async function runBackup(repo: Repository, options: BackupOptions, observer: BackupObserver, progress: Progress): Promise<BackupResult> {
-  const secrets = repo.secrets;
-  if (!secrets) throw new ConfigError('backup needs the repository key: pass --credentials (or --passphrase-file for a passphrase repository)');
-  const rootStat = await statRoot(options.root);
-  await checkTempDir(options.tempDir);
-  const chunkReserve = maxChunkSize(repo.config.chunker) + OVERHEAD;
-  const packReserve = repo.config.packSize + repo.config.smallFile + OVERHEAD;
+  const c = repo.config;
+  const chunkReserve = maxChunkSize(c.chunker) + OVERHEAD;
+  const packReserve = c.packSize + c.bundleSize + c.smallFile + OVERHEAD;
   const needed = chunkReserve + packReserve;
   const limit = options.tempLimit || Math.max(needed, (options.workers + options.uploads) * chunkReserve + packReserve);
   if (limit < needed) {
     throw new ConfigError(`--temp-limit ${formatSize(limit)} cannot hold one chunk and one pack in flight (${formatSize(needed)}); raise it or the emptyDir sizeLimit`);
   }
-  const runDir = await mkdtemp(join(options.tempDir, 'kbrackup-'));
-  const started = new Date();
-  const added = new ChunkList(runDir);
-  let index: Promise<DiskIndex> | undefined;
-  let previous: PreviousTree | undefined;
-  const chunker = new ChunkThread({ config: repo.config.chunker, seed: secrets.chunkerSeed }, secrets.chunkIdKey, options.chunkThread);
+  return { chunkReserve, packReserve, limit };
+}
+
+/**
+ * What is backed up: a folder (which must be listable: an unreadable root is a failure, never an empty
+ * snapshot) or a single file.
+ */
+async function inspectRoot(root: string, observer: BackupObserver): Promise<BigIntStats> {
+  let stat: BigIntStats;
   try {
+    stat = await lstat(root, { bigint: true });
+  } catch (err) {
+    throw new ConfigError(`backup PATH ${root} cannot be read (${describeError(err)})`);
+  }
+  if (!stat.isDirectory() && !stat.isFile()) throw new ConfigError(`backup PATH ${root} is neither a folder nor a file`);
+  if (stat.isDirectory()) {
+    try {
+      const dir = await opendir(root);
+      const first = await dir.read();
+      await dir.close();
+      if (first === null) observer.warn(root, 'the folder to back up is empty (a volume that did not mount looks like this)');
+    } catch (err) {
+      throw new KbrackupError(`backup PATH ${root} cannot be listed (${describeError(err)}); no snapshot was written`);
+    }
+  }
+  return stat;
+}
+
+/** Whether the previous snapshot's entry still describes the file: same size, times and inode. */
+function unchanged(item: WalkItem, prev: TreeEntry | undefined): prev is FileEntry {
+  return (
+    prev?.type === 'file' &&
+    prev.size === Number(item.stat.size) &&
+    prev.mtime === item.stat.mtimeNs.toString() &&
+    prev.ctime === item.stat.ctimeNs.toString() &&
+    prev.ino === item.stat.ino.toString()
+  );
+}
+
+/** Whether a file changed between two lstats. */
+function changedSince(before: BigIntStats, after: BigIntStats): boolean {
+  return before.size !== after.size || before.mtimeNs !== after.mtimeNs || before.ctimeNs !== after.ctimeNs;
+}
+
+/** A step of the ordered result stream: a folder starts, an entry is (being) made, a folder ends. */
+type Job = { kind: 'open'; dir: Omit<DirEntry, 'tree'>; previous: TreeEntry | undefined } | { kind: 'entry'; entry: Promise<TreeEntry | undefined>; small: boolean } | { kind: 'close' };
+
+/** One backup run: its budget, queues and counters, and the steps that use them. */
+class BackupRun {
+  readonly counts = { filesNew: 0, filesChanged: 0, filesUnmodified: 0, dirsNew: 0, dirsChanged: 0, dirsUnmodified: 0 } satisfies DirCounts & Record<string, number>;
+  private readonly controller = new AbortController();
+  private readonly signal: AbortSignal;
+  private readonly budget: ByteBudget;
+  private readonly largeSlots: ByteBudget;
+  private readonly uploader: Uploader;
+  private readonly index: RunIndex;
+  private readonly packer: Packer;
+  private readonly small: SmallFiles;
+  private readonly chunker: ChunkThread;
+  private readonly trees: TreeBuilder;
+  private readonly store: StoreContext;
+  private knownIndex: Promise<DiskIndex> | undefined;
+  private dataAddedPacked = 0;
+  previous: PreviousTree | undefined;
+
+  constructor(
+    private readonly repo: Repository,
+    private readonly options: BackupOptions,
+    private readonly observer: BackupObserver,
+    private readonly progress: Progress,
+    private readonly runDir: string,
+    plan: TempPlan,
+  ) {
+    this.signal = AbortSignal.any([options.signal, this.controller.signal]);
+    this.budget = new ByteBudget(plan.limit, this.signal);
+    this.largeSlots = new ByteBudget(Math.max(1, options.workers), this.signal);
+    const secrets = repo.secrets;
+    this.uploader = new Uploader(repo, options.uploads, this.budget, this.signal, (err) => this.fail(err), (_name, size) => {
+      this.dataAddedPacked += size;
+    });
     // Built on first use: a run in which no file changed never downloads or sorts the index.
-    const known = () => (index ??= DiskIndex.buildFromRecords(runDir, readIndexObjects(repo.target, repo.unsealing)));
-    previous = await PreviousTree.open(repo, options.source, runDir);
-    const budget = new ByteBudget(limit);
+    this.index = new RunIndex(() => (this.knownIndex ??= DiskIndex.buildFromRecords(runDir, repo.allIndexRecords())), runDir);
     const keys = new SessionKeys(repo.contentSealing);
-    let dataAddedPacked = 0;
-    const uploader = new Uploader(repo.target, options.uploads, budget, (_name, size) => {
-      dataAddedPacked += size;
-    });
-    const packer = new Packer(runDir, repo.config.packSize, packReserve, budget, uploader, keys);
-    const ctx: StoreContext = {
+    this.packer = new Packer(secrets, runDir, repo.config.packSize, repo.config.bundleSize, plan.packReserve, this.budget, this.uploader, keys, this.index);
+    this.small = new SmallFiles(secrets, this.index, this.packer, (n) => (progress.bytesRead += n), (n) => (progress.dataAdded += n));
+    this.chunker = new ChunkThread({ config: repo.config.chunker, seed: secrets.chunkerSeed }, secrets.chunkIdKey, options.chunkThread);
+    this.trees = new TreeBuilder(secrets, runDir, this.uploader, this.counts);
+    this.store = {
       tempDir: runDir,
-      budget,
-      chunkReserve,
+      budget: this.budget,
+      chunkReserve: plan.chunkReserve,
       smallFile: repo.config.smallFile,
-      uploader,
-      packer,
+      uploader: this.uploader,
+      packer: this.packer,
       keys,
-      index: recordingIndex(known, added),
-      idKey: secrets.chunkIdKey,
-      chunker,
-      signal: options.signal,
-      onRead: (n) => {
-        progress.bytesRead += n;
-      },
-      onAdded: (n) => {
-        progress.dataAdded += n;
-      },
+      index: this.index,
+      secrets,
+      chunker: this.chunker,
+      signal: this.signal,
+      onRead: (n) => (progress.bytesRead += n),
+      onAdded: (n) => (progress.dataAdded += n),
     };
-    const counts = { filesNew: 0, filesChanged: 0, filesUnmodified: 0, dirsNew: 0, dirsChanged: 0, dirsUnmodified: 0 };
-    const workers = new Limiter(options.workers);
+  }
 
-    type Done = { entry: TreeEntry; stored?: StoredFile } | undefined;
-    const fileEntry = (item: WalkItem, size: number, sha256: string, chunks: number): FileEntry => ({
-      type: 'file',
-      ...baseEntry(item.path, item.stat),
-      size,
-      ctime: item.stat.ctimeNs.toString(),
-      ino: item.stat.ino.toString(),
-      sha256,
-      chunks,
+  /** The first failure stops every stage at its next step. */
+  private fail(err: unknown): void {
+    if (!this.controller.signal.aborted) this.controller.abort(err);
+  }
+
+  /** The walk as events; a single-file root is a folder of one entry. */
+  private events(rootStat: BigIntStats): AsyncIterable<WalkEvent> {
+    const root = fromText(this.options.root);
+    if (rootStat.isDirectory()) {
+      return walk(root, this.runDir, compileExcludes(this.options.excludes), ({ path, error }) => this.fileError(path, 'scan', error));
+    }
+    const name = fromText(basename(this.options.root));
+    return (async function* () {
+      yield { kind: 'item', item: { path: name, name, absolute: root, stat: rootStat, kind: 'file' } } as WalkEvent;
+      yield { kind: 'end', path: '' } as WalkEvent;
+    })();
+  }
+
+  private fileError(path: ByteString, during: string, err: unknown): void {
+    this.progress.errors++;
+    this.observer.error(Buffer.from(path, 'latin1').toString('utf8'), during, err);
+  }
+
+  /** Walk, store and build the trees; returns the root tree's id. Results are consumed in walk order. */
+  async walkAndStore(rootStat: BigIntStats): Promise<string> {
+    const window: Job[] = [];
+    const prevRoot = this.previous ? ({ type: 'dir', tree: this.previous.snapshot.tree } as TreeEntry) : undefined;
+    this.trees.open(undefined, prevRoot);
+    let rootId: string | undefined;
+    const consume = async (job: Job): Promise<void> => {
+      if (job.kind === 'open') this.trees.open(job.dir, job.previous);
+      else if (job.kind === 'close') {
+        const id = await this.trees.close();
+        if (this.trees.depth === 0) rootId = id;
+      } else {
+        // A small file's batch may still be gathering: read it now rather than wait for it to fill.
+        if (job.small) await this.small.flush();
+        const entry = await job.entry;
+        if (entry) await this.trees.add(entry);
+      }
+    };
+    for await (const event of this.events(rootStat)) {
+      this.signal.throwIfAborted();
+      if (event.kind === 'end') {
+        if (event.path !== '') await this.previous?.leave();
+        window.push({ kind: 'close' });
+      } else {
+        const job = await this.dispatch(event.item);
+        if (job) window.push(job);
+      }
+      while (window.length >= WINDOW) await consume(window.shift()!);
+    }
+    while (window.length > 0) await consume(window.shift()!);
+    return rootId!;
+  }
+
+  /** Start the work for one walk item. */
+  private async dispatch(item: WalkItem): Promise<Job | undefined> {
+    const prev = await this.previous?.find(item.name);
+    const base = baseEntry(item.name, item.stat);
+    switch (item.kind) {
+      case 'dir':
+        this.previous?.enter(prev);
+        return { kind: 'open', dir: { type: 'dir', ...base }, previous: prev };
+      case 'symlink':
+        return { kind: 'entry', entry: Promise.resolve({ type: 'symlink', ...base, linkTarget: item.linkTarget ?? '' }), small: false };
+      case 'special':
+        this.observer.warn(Buffer.from(item.path, 'latin1').toString('utf8'), 'skipped: sockets, devices and fifos are not backed up');
+        return undefined;
+      case 'file': {
+        const small = !(this.options.force ? false : unchanged(item, prev)) && Number(item.stat.size) < this.repo.config.smallFile;
+        const entry = this.fileEntry(item, prev);
+        entry.catch(() => undefined);
+        return { kind: 'entry', entry, small };
+      }
+    }
+  }
+
+  /** The entry of a file: reused from the previous snapshot when unchanged, else stored. */
+  private async fileEntry(item: WalkItem, prev: TreeEntry | undefined): Promise<FileEntry | undefined> {
+    const s = item.stat;
+    const links = s.nlink > 1n ? { links: Number(s.nlink), dev: s.dev.toString() } : {};
+    const entry = { type: 'file' as const, ...baseEntry(item.name, s), size: Number(s.size), ctime: s.ctimeNs.toString(), ino: s.ino.toString(), ...links };
+    if (!this.options.force && unchanged(item, prev)) {
+      // Unchanged since the previous snapshot: its content is reused and no byte is read.
+      this.counts.filesUnmodified++;
+      this.progress.filesDone++;
+      this.progress.bytesDone += prev.size;
+      return { ...entry, sha256: prev.sha256, content: prev.content, ...(prev.xattrs ? { xattrs: prev.xattrs } : {}) };
+    }
+    const changed = prev?.type === 'file';
+    try {
+      const stored = await this.storeContent(item, changed);
+      if (changed) this.counts.filesChanged++;
+      else this.counts.filesNew++;
+      this.progress.filesDone++;
+      this.progress.bytesDone += stored.size;
+      return { ...entry, size: stored.size, sha256: stored.sha256, content: stored.content };
+    } catch (err) {
+      if (this.signal.aborted || err instanceof KbrackupError) throw err;
+      this.fileError(item.path, 'archival', err);
+      return undefined;
+    }
+  }
+
+  /** Store a file's bytes: small ones in batches, large ones chunked, a few at a time. */
+  private async storeContent(item: WalkItem, changed: boolean): Promise<StoredFile> {
+    if (Number(item.stat.size) < this.repo.config.smallFile) {
+      const r = await this.small.add(item);
+      if (!('grew' in r)) {
+        if (r.changed) this.fileError(item.path, 'archival', new Error('file changed while it was being backed up; stored as read'));
+        return r;
+      }
+    }
+    return this.largeSlots.with(1, async () => {
+      this.signal.throwIfAborted();
+      const shown = Buffer.from(item.path, 'latin1').toString('utf8');
+      this.progress.current.add(shown);
+      try {
+        const stored = await storeFile(this.store, item.absolute, changed);
+        if (stored.list) this.trees.store(stored.list);
+        const after = await lstat(Buffer.from(item.absolute, 'latin1'), { bigint: true }).catch(() => undefined);
+        if (!after || changedSince(item.stat, after) || BigInt(stored.size) !== item.stat.size) {
+          this.fileError(item.path, 'archival', new Error('file changed while it was being backed up; stored as read'));
+        }
+        return stored;
+      } finally {
+        this.progress.current.delete(shown);
+      }
     });
-    const processItem = async (item: WalkItem, prev: PreviousEntry | undefined): Promise<Done> => {
-      switch (item.kind) {
-        case 'dir': {
-          const before = prev?.entry;
-          if (!before) counts.dirsNew++;
-          else if (before.type === 'dir' && before.mtime === item.stat.mtimeNs.toString() && before.mode === Number(item.stat.mode & 0o7777n)) counts.dirsUnmodified++;
-          else counts.dirsChanged++;
-          return { entry: { type: 'dir', ...baseEntry(item.path, item.stat) } };
-        }
-        case 'symlink':
-          return { entry: { type: 'symlink', ...baseEntry(item.path, item.stat), target: item.linkTarget ?? '' } };
-        case 'special':
-          observer.warn(item.path, 'skipped: sockets, devices and fifos are not backed up');
-          return undefined;
-        case 'file':
-          if (prev?.chunks && prev.entry.type === 'file') {
-            // Unchanged since the previous snapshot: its chunk list is reused and no byte is read.
-            counts.filesUnmodified++;
-            progress.filesDone++;
-            progress.bytesDone += prev.entry.size;
-            return { entry: fileEntry(item, prev.entry.size, prev.entry.sha256, prev.entry.chunks), stored: { size: prev.entry.size, sha256: prev.entry.sha256, chunks: prev.chunks } };
-          }
-          return workers.run(async () => {
-            options.signal.throwIfAborted();
-            progress.current.add(item.path);
-            try {
-              const changed = prev?.entry.type === 'file';
-              const stored = await storeFile(ctx, item.absolute, item.stat, changed);
-              const after = await lstat(item.absolute, { bigint: true }).catch(() => undefined);
-              if (!after || changedSince(item.stat, after) || BigInt(stored.size) !== item.stat.size) {
-                progress.errors++;
-                observer.error(item.path, 'archival', new Error('file changed while it was being backed up; stored as read'));
-              }
-              if (changed) counts.filesChanged++;
-              else counts.filesNew++;
-              progress.filesDone++;
-              progress.bytesDone += stored.size;
-              return { entry: fileEntry(item, stored.size, stored.sha256, stored.chunks.count), stored };
-            } catch (err) {
-              if (options.signal.aborted || err instanceof KbrackupError) throw err;
-              progress.errors++;
-              observer.error(item.path, 'archival', err);
-              return undefined;
-            } finally {
-              progress.current.delete(item.path);
-            }
-          });
-      }
-    };
-    const unchanged = (item: WalkItem) => (entry: TreeEntry) =>
-      !options.force &&
-      item.kind === 'file' &&
-      entry.type === 'file' &&
-      entry.size === Number(item.stat.size) &&
-      entry.mtime === item.stat.mtimeNs.toString() &&
-      entry.ctime === item.stat.ctimeNs.toString() &&
-      entry.ino === item.stat.ino.toString();
+  }
 
-    async function* treeLines(): AsyncGenerator<string> {
-      const window: Promise<Done>[] = [];
-      const emit = async function* (done: Done): AsyncGenerator<string> {
-        if (!done) return;
-        yield `${JSON.stringify(done.entry)}\n`;
-        if (done.stored) {
-          for await (const line of done.stored.chunks.read()) yield `${line}\n`;
-          await done.stored.chunks.dispose();
-        }
-      };
-      const rootItems: AsyncIterable<WalkItem> = rootStat.isDirectory()
-        ? walk(options.root, compileExcludes(options.excludes), ({ path, error }) => {
-            progress.errors++;
-            observer.error(path, 'scan', error);
-          })
-        : (async function* () {
-            yield { path: basename(options.root), absolute: options.root, stat: rootStat, kind: 'file' } as WalkItem;
-          })();
-      for await (const item of rootItems) {
-        options.signal.throwIfAborted();
-        const prev = previous ? await previous.find(item.path, unchanged(item)) : undefined;
-        const job = processItem(item, prev);
-        job.catch(() => undefined);
-        window.push(job);
-        while (window.length >= WINDOW) yield* emit(await (window.shift() as Promise<Done>));
-      }
-      while (window.length > 0) yield* emit(await (window.shift() as Promise<Done>));
-    }
-
-    const treePath = join(runDir, 'tree');
-    await sealToFile(treePath, batchLines(treeLines()), repo.metaSealing);
-    await packer.flush();
-    await uploader.drain();
-    // Order matters for crash safety: data, then index, then tree, then the snapshot that makes it visible.
-    if (added.count > 0) {
-      const indexPath = join(runDir, 'index');
-      const entries = (async function* () {
-        for await (const line of added.read()) {
-          const ref = parseChunkLine(line, 'the index of this run');
-          yield { id: Buffer.from(ref.id, 'hex'), loc: ref };
-        }
-      })();
-      const size = await sealToFile(indexPath, encodeIndexEntries(entries), repo.metaSealing);
-      await repo.target.put(newIndexName(), { file: indexPath, size, consumable: true });
-    }
-    const treeName = Layout.tree(randomBytes(32).toString('hex'));
-    await repo.target.put(treeName, { file: treePath, consumable: true });
+  /** Store the rest in crash-safe order: data and trees, then the index, then the snapshot that makes them visible. */
+  async finish(rootTree: string, started: Date): Promise<BackupResult> {
+    await this.small.flush();
+    await this.packer.flush();
+    await this.uploader.drain();
+    await this.index.write(this.repo, this.runDir);
     const ended = new Date();
+    const c = this.counts;
     const summary: SnapshotSummary = {
       backup_start: started.toISOString(),
       backup_end: ended.toISOString(),
-      files_new: counts.filesNew,
-      files_changed: counts.filesChanged,
-      files_unmodified: counts.filesUnmodified,
-      dirs_new: counts.dirsNew,
-      dirs_changed: counts.dirsChanged,
-      dirs_unmodified: counts.dirsUnmodified,
-      data_added: progress.dataAdded,
-      data_added_packed: dataAddedPacked,
-      total_files_processed: progress.filesDone,
-      total_bytes_processed: progress.bytesDone,
-      bytes_read: progress.bytesRead,
-      error_count: progress.errors,
+      files_new: c.filesNew,
+      files_changed: c.filesChanged,
+      files_unmodified: c.filesUnmodified,
+      dirs_new: c.dirsNew,
+      dirs_changed: c.dirsChanged,
+      dirs_unmodified: c.dirsUnmodified,
+      data_added: this.progress.dataAdded,
+      data_added_packed: this.dataAddedPacked,
+      total_files_processed: this.progress.filesDone,
+      total_bytes_processed: this.progress.bytesDone,
+      bytes_read: this.progress.bytesRead,
+      error_count: this.progress.errors,
     };
     const snapshot: Snapshot = {
       id: randomBytes(32).toString('hex'),
       time: started.toISOString(),
-      source: options.source,
-      paths: [options.root],
-      hostname: options.hostname,
-      username: options.username,
-      tags: options.tags,
-      ...(previous ? { parent: previous.snapshot.id } : {}),
-      program_version: options.programVersion,
-      tree: treeName,
+      source: this.options.source,
+      paths: [this.options.root],
+      hostname: this.options.hostname,
+      username: this.options.username,
+      tags: this.options.tags,
+      ...(this.previous ? { parent: this.previous.snapshot.id } : {}),
+      program_version: this.options.programVersion,
+      tree: rootTree,
       summary,
     };
-    await writeSnapshot(repo, snapshot);
+    await this.repo.writeSnapshot(snapshot);
     return { snapshot, summary };
+  }
+
+  /** Stop everything and release what the run holds; safe after success or failure. */
+  async close(failed: boolean): Promise<void> {
+    if (failed) {
+      this.fail(new KbrackupError('backup stopped'));
+      await this.small.flush().catch(() => undefined);
+      await this.packer.abort().catch(() => undefined);
+      await this.trees.abort().catch(() => undefined);
+      await this.uploader.settle();
+    }
+    await this.chunker.close();
+    await this.previous?.close().catch(() => undefined);
+    await (await this.knownIndex?.catch(() => undefined))?.close();
+  }
+}
+
+/** Back up one folder (or file) into the repository and write a snapshot of it. */
+export async function runBackup(repo: Repository, options: BackupOptions, observer: BackupObserver, progress: Progress = new Progress()): Promise<BackupResult> {
+  const rootStat = await inspectRoot(options.root, observer);
+  const plan = await planTempSpace(repo, options);
+  const runDir = await mkdtemp(join(options.tempDir, 'kbrackup-'));
+  const started = new Date();
+  const run = new BackupRun(repo, options, observer, progress, runDir, plan);
+  let failed = true;
+  try {
+    run.previous = await PreviousTree.open(repo, options.source);
+    const root = await run.walkAndStore(rootStat);
+    const result = await run.finish(root, started);
+    failed = false;
+    return result;
   } finally {
-    await chunker.close();
-    await previous?.close().catch(() => undefined);
-    await (await index?.catch(() => undefined))?.close();
+    await run.close(failed);
     await rm(runDir, { recursive: true, force: true });
   }
 }

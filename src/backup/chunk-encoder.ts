@@ -9,7 +9,7 @@ import type { KeyedHeader } from './session-keys.js';
 export interface EncodedChunk {
   codec: Codec;
   rawLength: number;
-  /** Bytes of the temp file: key packets + blob. */
+  /** Bytes of the temp file: key packets + blob (+ the tail, once finished). */
   size: number;
   headerLength: number;
 }
@@ -123,8 +123,11 @@ export class ChunkEncoder {
     }
   }
 
-  /** End the chunk: waits for the temp file to be complete and tells what it holds. */
-  async finish(): Promise<EncodedChunk> {
+  /**
+   * End the chunk: waits for the temp file to be complete and tells what it holds. `tail` gives bytes
+   * to append after the encrypted blob (the object's trailer), once its length is known.
+   */
+  async finish(tail: (chunk: EncodedChunk) => Buffer): Promise<EncodedChunk> {
     if (!this.started) await this.start();
     if (this.deflate) {
       this.deflate.end();
@@ -132,8 +135,11 @@ export class ChunkEncoder {
     }
     await this.emit((this.writer as SeipdWriter).final(), true);
     await this.writing;
+    const chunk = { codec: this.codec, rawLength: this.rawLength, size: this.size, headerLength: this.key.header.length };
+    await this.emit([tail(chunk)], true);
+    await this.writing;
     await (await this.handle).close();
-    return { codec: this.codec, rawLength: this.rawLength, size: this.size, headerLength: this.key.header.length };
+    return { ...chunk, size: this.size };
   }
 
   /** Abandon the chunk (on error or cancel); the caller removes the file. */

@@ -1,9 +1,12 @@
+import { fromText, type ByteString } from '../repo/tree/names.js';
+
 /**
  * restic-style exclude patterns: `*` and `?` stay within a path segment, `**` crosses segments; a pattern
  * without `/` matches a name at any depth, one with `/` matches from the backup root.
  */
-export function compileExcludes(patterns: string[]): (path: string) => boolean {
-  const regexes = patterns.filter((p) => p.trim() !== '').map(toRegex);
+export function compileExcludes(patterns: string[]): (path: ByteString) => boolean {
+  // Paths are byte strings (repo/tree/names.ts), so patterns are matched as UTF-8 bytes too.
+  const regexes = patterns.filter((p) => p.trim() !== '').map((p) => toRegex(fromText(p)));
   return (path) => regexes.some((re) => re.test(path));
 }
 

@@ -1,11 +1,14 @@
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, rm, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import type { Codec } from '../compress/codec.js';
-import { sealBytes } from '../repo/blob.js';
+import { compressSync } from '../compress/codec.js';
+import type { RepoSecrets } from '../crypto/kdf.js';
+import { sealPacket } from '../crypto/seipd.js';
+import { encodeTrailer } from '../repo/content-codec.js';
+import { encodeBundle, encodeObjectHead, encodeSectionHead } from '../repo/index/blob-list.js';
 import { Layout } from '../repo/layout.js';
-import type { BlobLocation } from '../repo/tree.js';
-import type { ByteBudget } from './budget.js';
+import type { ByteBudget } from '../util/byte-budget.js';
+import type { RunIndex } from './run-index.js';
 import type { KeyedHeader, SessionKeys } from './session-keys.js';
 import type { Uploader } from './uploader.js';
 
@@ -15,42 +18,83 @@ interface OpenPack {
   handle: FileHandle;
   size: number;
   key: KeyedHeader;
+  /** The blob-list entries of its bundles, encoded as they are written (~36 bytes a blob). */
+  bundles: Buffer[];
+  blobs: number;
 }
 
+/** Blobs in one bundle, at most. */
+const MAX_BLOBS_PER_BUNDLE = 4096;
+/** Blobs in one pack, at most: its trailer (~36 bytes a blob) stays a few MiB even for empty-ish files. */
+const MAX_BLOBS_PER_PACK = 65536;
+
 /**
- * Builds composite objects for small files (brackup's composite chunks): each blob is encrypted on its
- * own, under the pack's session key, and appended to the pack's temp file, so restoring one small file
- * reads only its byte range. A full pack goes to the upload queue.
+ * Builds composite objects for small files (brackup's composite chunks): blobs are gathered into a
+ * bundle of about `bundleSize` plaintext bytes, which is compressed and encrypted as one OpenPGP packet
+ * under the pack's session key and appended to the pack's temp file. One cipher set-up and one deflate
+ * per bundle instead of per file; restoring one small file reads and decrypts only its bundle. A full
+ * pack gets its trailer (the list of its blobs) and goes to the upload queue.
  */
 export class Packer {
   private pack: OpenPack | undefined;
+  private parts: Buffer[] = [];
+  private bundleBlobs: { id: Buffer; offset: number; length: number }[] = [];
+  private bundled = 0;
   private queue: Promise<unknown> = Promise.resolve();
+  /** Blob bytes added, before compression. */
+  added = 0;
 
   constructor(
+    private readonly secrets: RepoSecrets,
     private readonly tempDir: string,
     private readonly packSize: number,
+    private readonly bundleSize: number,
     private readonly reserve: number,
     private readonly budget: ByteBudget,
     private readonly uploader: Uploader,
     private readonly keys: SessionKeys,
+    private readonly index: RunIndex,
   ) {}
 
-  /** Encrypt a small plaintext (bounded by the small-file threshold) into the current pack. */
-  add(plaintext: Uint8Array, codec: Codec): Promise<BlobLocation> {
-    // Appends are serialised: blobs land one after another in the pack file.
-    const result = this.queue.then(() => this.append(plaintext, codec));
-    this.queue = result.catch(() => undefined);
-    return result;
+  /**
+   * Add a blob (its id claimed in the run index by the caller). The packer keeps `data` until the
+   * bundle is sealed: the caller must not reuse it. Resolves once the blob is in an open bundle, or,
+   * when this blob filled it, once the bundle is written (bundles and packs are written in order).
+   */
+  add(id: Buffer, data: Buffer): Promise<void> {
+    this.bundleBlobs.push({ id, offset: this.bundled, length: data.length });
+    this.parts.push(data);
+    this.bundled += data.length;
+    this.added += data.length;
+    if (this.bundled < this.bundleSize && this.bundleBlobs.length < MAX_BLOBS_PER_BUNDLE) return Promise.resolve();
+    return this.sealBundle();
   }
 
-  private async append(plaintext: Uint8Array, codec: Codec): Promise<BlobLocation> {
+  /** Compress and encrypt the open bundle and append it to the pack (serialised behind earlier ones). */
+  private sealBundle(): Promise<void> {
+    if (this.bundleBlobs.length === 0) return this.queue.then(() => undefined);
+    const parts = this.parts;
+    const blobs = this.bundleBlobs;
+    this.parts = [];
+    this.bundleBlobs = [];
+    this.bundled = 0;
+    const done = this.queue.then(() => this.append(parts, blobs));
+    this.queue = done.catch(() => undefined);
+    return done;
+  }
+
+  private async append(parts: Buffer[], blobs: { id: Buffer; offset: number; length: number }[]): Promise<void> {
     const pack = this.pack ?? (await this.openPack());
-    const blob = await sealBytes(plaintext, codec, pack.key.sessionKey);
-    await pack.handle.write(blob, 0, blob.length, pack.size);
-    const location: BlobLocation = { object: Layout.pack(pack.id), offset: pack.size, length: blob.length, rawLength: plaintext.length, codec };
-    pack.size += blob.length;
-    if (pack.size >= this.packSize) await this.seal();
-    return location;
+    const { codec, bytes } = compressSync(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+    const sealed = sealPacket([bytes], { sessionKey: pack.key.sessionKey, filename: codec });
+    const length = sealed.reduce((n, b) => n + b.length, 0);
+    await writeAll(pack.handle, sealed, pack.size);
+    const bundle = { offset: pack.size, length, blobs };
+    pack.bundles.push(encodeBundle(bundle));
+    pack.blobs += blobs.length;
+    pack.size += length;
+    await this.index.located(blobs.map((b) => ({ id: b.id, loc: { kind: 'pack', objectId: pack.id, keyOffset: 0, bundleOffset: bundle.offset, bundleLength: length, blobOffset: b.offset, rawLength: b.length } })));
+    if (pack.size >= this.packSize || pack.blobs >= MAX_BLOBS_PER_PACK) await this.finishPack();
   }
 
   private async openPack(): Promise<OpenPack> {
@@ -59,22 +103,59 @@ export class Packer {
     const path = join(this.tempDir, `pack-${id}`);
     const key = await this.keys.next();
     const handle = await open(path, 'wx');
-    await handle.write(key.header, 0, key.header.length, 0);
-    this.pack = { id, path, handle, size: key.header.length, key };
+    await writeAll(handle, [key.header], 0);
+    this.pack = { id, path, handle, size: key.header.length, key, bundles: [], blobs: 0 };
     return this.pack;
   }
 
-  private async seal(): Promise<void> {
+  private async finishPack(): Promise<void> {
     const pack = this.pack;
     if (!pack) return;
     this.pack = undefined;
-    await pack.handle.close();
-    this.uploader.submit(Layout.pack(pack.id), pack.path, pack.size, this.reserve);
+    const name = Layout.pack(pack.id);
+    const entry = Buffer.concat([encodeObjectHead('pack', pack.id, 1), encodeSectionHead(0, pack.bundles.length), ...pack.bundles]);
+    const trailer = encodeTrailer(this.secrets, name, entry, pack.blobs);
+    try {
+      await writeAll(pack.handle, [trailer], pack.size);
+      await pack.handle.close();
+    } catch (err) {
+      await pack.handle.close().catch(() => undefined);
+      await rm(pack.path, { force: true });
+      this.budget.release(this.reserve);
+      throw err;
+    }
+    const size = pack.size + trailer.length;
+    await this.index.recordObject(entry);
+    this.uploader.submit(name, { file: pack.path, size }, this.reserve);
   }
 
-  /** Send the last, partly filled pack to the upload queue. */
+  /** Seal the open bundle and send the last, partly filled pack to the upload queue. */
   async flush(): Promise<void> {
+    await this.sealBundle();
     await this.queue;
-    await this.seal();
+    await this.finishPack();
+  }
+
+  /** Drop the open pack (on error or cancel). */
+  async abort(): Promise<void> {
+    await this.queue;
+    const pack = this.pack;
+    this.pack = undefined;
+    if (!pack) return;
+    await pack.handle.close().catch(() => undefined);
+    await rm(pack.path, { force: true });
+    this.budget.release(this.reserve);
+  }
+}
+
+/** Write every buffer at `position`, with one writev where the OS takes it all. */
+export async function writeAll(handle: FileHandle, buffers: Buffer[], position: number): Promise<void> {
+  let pos = position;
+  let rest = buffers.filter((b) => b.length > 0);
+  while (rest.length > 0) {
+    let { bytesWritten } = await handle.writev(rest.slice(0, 512), pos);
+    pos += bytesWritten;
+    while (rest.length > 0 && bytesWritten >= rest[0]!.length) bytesWritten -= rest.shift()!.length;
+    if (bytesWritten > 0) rest[0] = rest[0]!.subarray(bytesWritten);
   }
 }

@@ -1,16 +1,19 @@
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { BigIntStats } from 'node:fs';
 import { BLOCKS_AHEAD, type BlockCuts, type ChunkThread, type Slot } from '../chunker/chunk-thread.js';
-import { chooseCodec } from '../compress/codec.js';
+import type { RepoSecrets } from '../crypto/kdf.js';
+import { encodeTrailer } from '../repo/content-codec.js';
+import { encodeObjectBlobs, type ObjectBlobs } from '../repo/index/blob-list.js';
 import { Layout } from '../repo/layout.js';
-import type { BlobLocation, ChunkRef } from '../repo/tree.js';
-import type { ByteBudget } from './budget.js';
+import type { Content } from '../repo/tree/entry.js';
+import { toBytes, type ByteString } from '../repo/tree/names.js';
+import type { FinishedTree } from '../repo/tree/tree-writer.js';
+import type { ByteBudget } from '../util/byte-budget.js';
 import { ChunkEncoder } from './chunk-encoder.js';
-import type { ChunkIndex } from './chunk-index.js';
-import { ChunkList } from './chunk-list.js';
+import { ContentBuilder } from './content-builder.js';
 import type { Packer } from './packer.js';
+import type { RunIndex } from './run-index.js';
 import type { SessionKeys } from './session-keys.js';
 import type { Uploader } from './uploader.js';
 
@@ -24,8 +27,8 @@ export interface StoreContext {
   uploader: Uploader;
   packer: Packer;
   keys: SessionKeys;
-  index: ChunkIndex;
-  idKey: Buffer;
+  index: RunIndex;
+  secrets: RepoSecrets;
   /** Cuts, hashes and names the chunks of large files beside the main thread. */
   chunker: ChunkThread;
   signal: AbortSignal;
@@ -38,7 +41,9 @@ export interface StoreContext {
 export interface StoredFile {
   size: number;
   sha256: string;
-  chunks: ChunkList;
+  content: Content;
+  /** A long content list's own object, to store before the snapshot. */
+  list?: FinishedTree;
 }
 
 /** Read size of the second pass over new chunks of a changed file. */
@@ -54,18 +59,13 @@ interface Block {
 class ChangedDuringRead extends Error {}
 
 /**
- * Store a file's content; small files go into packs, large ones are cut into chunk objects. A file with a
+ * Store a large file's content as chunk objects (small files go through small-files.ts). A file with a
  * previous version (`changed`) is scanned first and only its new chunks are read again and encrypted;
- * a new file goes in one pass (DESIGN.md: under a pod's memory limit a second read may hit the disk).
+ * a new file goes in one pass (under a pod's memory limit a second read may hit the disk again).
  */
-export async function storeFile(ctx: StoreContext, path: string, stat: BigIntStats, changed: boolean): Promise<StoredFile> {
-  const handle = await open(path, 'r');
+export async function storeFile(ctx: StoreContext, path: ByteString, changed: boolean): Promise<StoredFile> {
+  const handle = await open(toBytes(path), 'r');
   try {
-    const size = Number(stat.size);
-    if (size < ctx.smallFile) {
-      const small = await storeSmall(ctx, handle, size);
-      if (small) return small;
-    }
     if (changed) {
       try {
         return await storeLarge(ctx, handle, true);
@@ -80,57 +80,32 @@ export async function storeFile(ctx: StoreContext, path: string, stat: BigIntSta
   }
 }
 
-async function storeSmall(ctx: StoreContext, handle: FileHandle, size: number): Promise<StoredFile | undefined> {
-  // Reading one byte more than expected tells a file that grew since it was listed.
-  const buf = Buffer.allocUnsafe(size + 1);
-  let got = 0;
-  for (;;) {
-    const { bytesRead } = await handle.read(buf, got, buf.length - got, got);
-    if (bytesRead === 0) break;
-    got += bytesRead;
-    if (got === buf.length) return undefined;
-  }
-  ctx.onRead(got);
-  const data = buf.subarray(0, got);
-  const chunks = new ChunkList(ctx.tempDir);
-  if (got > 0) {
-    const id = createHmac('sha256', ctx.idKey).update(data).digest();
-    let location = await ctx.index.lookup(id);
-    if (!location) {
-      const stored = await ctx.packer.add(data, chooseCodec(data));
-      // Another worker may have stored the same content meanwhile: then its blob is the one referenced.
-      if (await ctx.index.add(id, stored)) {
-        location = stored;
-        ctx.onAdded(stored.length);
-      } else location = (await ctx.index.lookup(id)) as BlobLocation;
-    }
-    await chunks.add({ id: id.toString('hex'), ...location });
-  }
-  return { size: got, sha256: createHash('sha256').update(data).digest('hex'), chunks };
-}
-
 /** Chunks finishing (last write, close, index) while the next one is encrypted. */
 const CLOSING = 2;
 
 async function storeLarge(ctx: StoreContext, handle: FileHandle, scanFirst: boolean): Promise<StoredFile> {
   const chunking = ctx.chunker.open();
-  const chunks = new ChunkList(ctx.tempDir);
+  const chunks = new ContentBuilder(ctx.secrets, ctx.tempDir);
   let open: { encoder: ChunkEncoder; path: string } | undefined;
   let chunkStart = 0;
   let pos = 0;
   let at = 0;
   // In file order; each settles by itself, so a failure of one never strands the others' temp files.
-  const closing: Promise<ChunkRef>[] = [];
+  const closing: Promise<{ id: Buffer; length: number }>[] = [];
   const settle = async (bound: number): Promise<void> => {
-    while (closing.length > bound) await chunks.add(await (closing.shift() as Promise<ChunkRef>));
+    while (closing.length > bound) {
+      const done = await closing.shift()!;
+      await chunks.data(done.id, done.length);
+    }
   };
   // A scanned chunk is looked up (and read again only if new); a chunk encrypted in this pass is closed.
   const finishChunk = (end: number, id: Buffer): void => {
-    if (scanFirst) closing.push(scannedChunk(ctx, handle, chunkStart, end - chunkStart, id));
+    const length = end - chunkStart;
+    if (scanFirst) closing.push(scannedChunk(ctx, handle, chunkStart, length, id).then(() => ({ id, length })));
     else {
       // In this pass a chunk only ends after bytes of it were written, so it is open.
       const { encoder, path } = open as { encoder: ChunkEncoder; path: string };
-      closing.push(closeChunk(ctx, encoder, path, id));
+      closing.push(closeChunk(ctx, encoder, path, id).then(() => ({ id, length })));
     }
     open = undefined;
     chunkStart = end;
@@ -165,7 +140,6 @@ async function storeLarge(ctx: StoreContext, handle: FileHandle, scanFirst: bool
   try {
     for (;;) {
       ctx.signal.throwIfAborted();
-      ctx.uploader.check();
       while (next !== undefined && cutting.length < BLOCKS_AHEAD) {
         const block: Block = await next;
         if (block.data.length === 0) {
@@ -186,41 +160,42 @@ async function storeLarge(ctx: StoreContext, handle: FileHandle, scanFirst: bool
     const { sha256, lastId } = await chunking.end();
     if (lastId) finishChunk(pos, lastId);
     await settle(0);
-    return { size: pos, sha256, chunks };
+    return { size: pos, sha256, ...(await chunks.finish()) };
   } catch (err) {
     chunking.abandon();
     // The caller closes the handle: the read in flight and the chunks closing must be over by then.
     await next?.catch(() => undefined);
     await Promise.allSettled(closing);
     if (open) await dropChunk(ctx, open.encoder, open.path);
-    await chunks.dispose();
+    await chunks.abort();
     throw err;
   }
 }
 
-/** A chunk found by the scan: known ids are referenced; a new one is read again and encrypted. */
-async function scannedChunk(ctx: StoreContext, handle: FileHandle, offset: number, length: number, id: Buffer): Promise<ChunkRef> {
-  const known = await ctx.index.lookup(id);
-  if (known) return { id: id.toString('hex'), ...known };
-  const { encoder, path } = await openChunk(ctx);
-  const reread = createHmac('sha256', ctx.idKey);
+/** A chunk found by the scan: a known id is only referenced; a new one is read again and encrypted. */
+async function scannedChunk(ctx: StoreContext, handle: FileHandle, offset: number, length: number, id: Buffer): Promise<void> {
+  if ((await ctx.index.has(id)) || !ctx.index.claim(id)) return;
+  let opened: { encoder: ChunkEncoder; path: string } | undefined;
   try {
+    opened = await openChunk(ctx);
+    const reread = createHmac('sha256', ctx.secrets.chunkIdKey);
     for (let done = 0; done < length; ) {
       const buf = Buffer.allocUnsafe(Math.min(READ_SIZE, length - done));
       const { bytesRead } = await handle.read(buf, 0, buf.length, offset + done);
       if (bytesRead === 0) throw new ChangedDuringRead();
       ctx.onRead(bytesRead);
       reread.update(buf.subarray(0, bytesRead));
-      await encoder.write(buf.subarray(0, bytesRead));
+      await opened.encoder.write(buf.subarray(0, bytesRead));
       done += bytesRead;
     }
     // Never store data under another chunk's id: a mismatch means the file changed between the passes.
     if (!reread.digest().equals(id)) throw new ChangedDuringRead();
   } catch (err) {
-    await dropChunk(ctx, encoder, path);
+    ctx.index.unclaim(id);
+    if (opened) await dropChunk(ctx, opened.encoder, opened.path);
     throw err;
   }
-  return closeChunk(ctx, encoder, path, id);
+  await finishClaimed(ctx, opened.encoder, opened.path, id);
 }
 
 async function openChunk(ctx: StoreContext): Promise<{ encoder: ChunkEncoder; path: string }> {
@@ -241,31 +216,40 @@ async function dropChunk(ctx: StoreContext, encoder: ChunkEncoder, path: string)
   await freeTemp(ctx, path);
 }
 
-/** Finish a chunk: known ids are dropped (dedup), new ones go to the upload queue. */
-async function closeChunk(ctx: StoreContext, encoder: ChunkEncoder, path: string, key: Buffer): Promise<ChunkRef> {
+/** Finish a chunk encrypted in one pass: a known id is dropped (dedup), a new one stored. */
+async function closeChunk(ctx: StoreContext, encoder: ChunkEncoder, path: string, id: Buffer): Promise<void> {
+  if ((await ctx.index.has(id)) || !ctx.index.claim(id)) {
+    await dropChunk(ctx, encoder, path);
+    return;
+  }
+  await finishClaimed(ctx, encoder, path, id);
+}
+
+/** Complete a claimed chunk's object (blob, trailer, footer), make it known and queue its upload. */
+async function finishClaimed(ctx: StoreContext, encoder: ChunkEncoder, path: string, id: Buffer): Promise<void> {
+  const hex = id.toString('hex');
+  const name = Layout.chunk(hex);
+  let blobs: ObjectBlobs | undefined;
   let chunk;
   try {
-    chunk = await encoder.finish();
+    chunk = await encoder.finish((c) => {
+      blobs = {
+        kind: 'chunk',
+        objectId: hex,
+        sections: [{ keyOffset: 0, bundles: [{ offset: c.headerLength, length: c.size - c.headerLength, blobs: [{ id, offset: 0, length: c.rawLength }] }] }],
+      };
+      return encodeTrailer(ctx.secrets, name, encodeObjectBlobs(blobs), 1);
+    });
   } catch (err) {
+    ctx.index.unclaim(id);
     await dropChunk(ctx, encoder, path);
     throw err;
   }
-  const id = key.toString('hex');
-  const location: BlobLocation = {
-    object: Layout.chunk(id),
-    offset: chunk.headerLength,
-    length: chunk.size - chunk.headerLength,
-    rawLength: chunk.rawLength,
-    codec: chunk.codec,
-  };
-  // add() refuses an id the repository has, or another worker stored while this one encoded it.
-  if (!(await ctx.index.add(key, location))) {
-    await freeTemp(ctx, path);
-    return { id, ...((await ctx.index.lookup(key)) as BlobLocation) };
-  }
+  const bundle = blobs!.sections[0]!.bundles[0]!;
+  await ctx.index.located([{ id, loc: { kind: 'chunk', objectId: hex, keyOffset: 0, bundleOffset: bundle.offset, bundleLength: bundle.length, blobOffset: 0, rawLength: chunk.rawLength } }]);
+  await ctx.index.recordObject(encodeObjectBlobs(blobs!));
   ctx.onAdded(chunk.size);
   // The reserve was for the largest chunk; now that the size is known, the rest is free for others.
-  ctx.budget.release(ctx.chunkReserve - chunk.size);
-  ctx.uploader.submit(location.object, path, chunk.size, chunk.size);
-  return { id, ...location };
+  ctx.budget.release(Math.max(0, ctx.chunkReserve - chunk.size));
+  ctx.uploader.submit(name, { file: path, size: chunk.size }, Math.min(ctx.chunkReserve, chunk.size));
 }

@@ -1,52 +1,63 @@
 import { rm } from 'node:fs/promises';
-import type { Target } from '../targets/target.js';
-import { Limiter, type ByteBudget } from './budget.js';
+import type { Repository } from '../repo/repository.js';
+import type { ByteBudget } from '../util/byte-budget.js';
+import { TaskGroup } from '../util/task-group.js';
+
+/** Where an upload's bytes come from: a finished temp file (deleted once stored), or small bytes. */
+export type UploadSource = { file: string; size: number } | { bytes: Buffer };
 
 /**
- * The one bounded upload queue: finished temp files go to the target, a few at a time, and are deleted
- * as soon as they are stored. Producers are held back by the temp-space budget, released here.
+ * The one bounded upload queue: finished temp files go to the repository, a few at a time, and are
+ * deleted as soon as they are stored. Producers are held back by the temp-space budget, released here.
+ * The first failed upload aborts the run's signal at once, so producers stop instead of filling the
+ * temp dir, and `drain()` rethrows it.
  */
 export class Uploader {
-  private readonly limiter: Limiter;
-  private readonly pending = new Set<Promise<void>>();
-  private failure: unknown;
+  private readonly group: TaskGroup;
 
   constructor(
-    private readonly target: Target,
+    private readonly repo: Repository,
     concurrency: number,
     private readonly budget: ByteBudget,
+    signal: AbortSignal,
+    private readonly onFailure: (err: unknown) => void,
     private readonly onStored: (name: string, size: number) => void,
   ) {
-    this.limiter = new Limiter(concurrency);
+    this.group = new TaskGroup(concurrency, signal);
   }
 
-  /** Store `path` as object `name`, then delete it and release `reserved` bytes of temp budget. */
-  submit(name: string, path: string, size: number, reserved: number): void {
-    const job = this.limiter
+  /** Store `source` as object `name`, then delete its file and release `reserved` bytes of temp budget. */
+  submit(name: string, source: UploadSource, reserved: number): void {
+    const release = async (): Promise<void> => {
+      if ('file' in source) await rm(source.file, { force: true });
+      this.budget.release(reserved);
+    };
+    this.group
       .run(async () => {
-        if (this.failure !== undefined) return;
-        await this.target.put(name, { file: path, size, consumable: true });
-        this.onStored(name, size);
+        try {
+          await this.repo.put(name, 'file' in source ? { file: source.file, size: source.size, consumable: true } : source);
+          this.onStored(name, 'file' in source ? source.size : source.bytes.length);
+        } catch (err) {
+          this.onFailure(err);
+          throw err;
+        } finally {
+          await release();
+        }
       })
-      .catch((err: unknown) => {
-        this.failure ??= err;
-      })
-      .finally(async () => {
-        await rm(path, { force: true });
-        this.budget.release(reserved);
-        this.pending.delete(job);
+      .catch(async (err: unknown) => {
+        // No slot was given (the run already failed): the file is dropped all the same.
+        await release();
+        this.onFailure(err);
       });
-    this.pending.add(job);
-  }
-
-  /** Throw the first upload error, so producers stop early instead of filling the temp dir. */
-  check(): void {
-    if (this.failure !== undefined) throw this.failure;
   }
 
   /** Wait for every submitted upload; throws the first error. */
   async drain(): Promise<void> {
-    while (this.pending.size > 0) await Promise.all([...this.pending]);
-    this.check();
+    await this.group.wait();
+  }
+
+  /** Wait for uploads in flight after a failure, so no temp file is left behind. */
+  settle(): Promise<void> {
+    return this.group.settle();
   }
 }

@@ -1,8 +1,10 @@
 import { KbrackupError } from '../errors.js';
-import type { ChunkerConfig } from '../repo/format.js';
 import type { Cutter } from './cutter.js';
 import { FastCdc } from './fastcdc.js';
 import { FixedCutter } from './fixed.js';
+
+/** Chunking parameters, fixed for the life of a repository so equal data always cuts the same way. */
+export type ChunkerConfig = { algorithm: 'fixed'; size: number } | { algorithm: 'fastcdc'; min: number; avg: number; max: number };
 
 /** Everything needed to build a repository's cutter, in a form that crosses to a worker thread. */
 export interface CutterSpec {

@@ -4,7 +4,9 @@ import type { Config } from '../config/schema.js';
 import { readPrivateKey } from '../crypto/keys.js';
 import { ConfigError, describeError } from '../errors.js';
 import { readCredentials } from '../repo/credentials.js';
-import { openRepository, readRepoConfig, type Access, type Repository } from '../repo/repository.js';
+import { openRepository, readStoredConfig, type Access } from '../repo/keyring.js';
+import type { Repository } from '../repo/repository.js';
+import { RepositoryLock } from '../repo/locks.js';
 import { parseLocation } from '../targets/location.js';
 import { openTarget } from '../targets/open.js';
 import type { Target } from '../targets/target.js';
@@ -88,12 +90,13 @@ export async function targetFromConfig(ctx: CommandContext, uploads: 'few' | 'ma
 }
 
 /** Open the repository with whatever the configuration provides: credentials, a private key, or a passphrase. */
-export async function openFromConfig(config: Config, target: Target): Promise<Repository> {
-  const repoConfig = await readRepoConfig(target);
+export async function openFromConfig(ctx: CommandContext, target: Target): Promise<Repository> {
+  const { config, logger } = ctx;
+  const stored = await readStoredConfig(target);
   const access: Access = {};
   const passphraseFile = config.get('passphraseFile');
   const passphrase = passphraseFile ? await readSecretFile(passphraseFile, '--passphrase-file') : undefined;
-  if (repoConfig.encryption.mode === 'passphrase') {
+  if (stored.config.encryption.mode === 'passphrase') {
     access.passphrase = passphrase;
   } else {
     const credentials = config.get('credentials');
@@ -101,5 +104,24 @@ export async function openFromConfig(config: Config, target: Target): Promise<Re
     if (key) access.privateKey = await readPrivateKey(await readTextFile(key, '--key'), passphrase, `--key ${key}`);
     else if (credentials) access.credentials = await readCredentials(credentials);
   }
-  return openRepository(target, access, repoConfig);
+  return openRepository(target, access, { onWarning: (object, message) => logger.warn({ object }, message) });
+}
+
+/**
+ * Run `task` holding a repository lock (shared for backups, exclusive for maintenance), waiting up to
+ * --retry-lock for a conflicting one; the lock is released however the task ends.
+ */
+export async function withLock<T>(ctx: CommandContext, repo: Repository, exclusive: boolean, command: string, task: () => Promise<T>): Promise<T> {
+  const lock = await RepositoryLock.acquire(repo, {
+    exclusive,
+    command,
+    retryMs: ctx.config.get('retryLock'),
+    signal: ctx.signal,
+    onRenewFailed: (err) => ctx.logger.warn(`repository lock: ${err instanceof Error ? err.message : String(err)}`),
+  });
+  try {
+    return await task();
+  } finally {
+    await lock.release();
+  }
 }

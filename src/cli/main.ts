@@ -20,11 +20,12 @@ interface Command {
 // Each command loads its modules only when run: `version` or `help` need no OpenPGP or cloud SDK.
 const COMMANDS: Record<string, Command> = {
   keygen: { run: async (ctx) => (await import('./commands/keygen.js')).keygen(ctx), usage: 'keygen --out DIR/owner [--passphrase-file F]', options: ['out', 'passphraseFile'] },
-  init: { run: async (ctx) => (await import('./commands/init.js')).init(ctx), usage: 'init --repo REPO (--recipient owner.pub.asc... --credentials-out backup.cred | --passphrase-file F)', options: ['repo', 'recipient', 'credentialsOut', 'passphraseFile', 'chunker', 'chunkSize', 'packSize', 'smallFile', ...S3, ...SFTP] },
-  backup: { run: async (ctx) => (await import('./commands/backup.js')).backup(ctx), usage: 'backup --repo REPO --credentials backup.cred [--json] PATH', options: [...COMMON, 'source', 'hostname', 'tags', 'exclude', 'tempLimit', 'workers', 'uploads', 'force', 'retries', 'kubernetes', 'pushgateway', ...S3, ...SFTP] },
+  init: { run: async (ctx) => (await import('./commands/init.js')).init(ctx), usage: 'init --repo REPO (--key owner.key.asc [--recipient other.pub.asc...] --credentials-out backup.cred | --passphrase-file F)', options: ['repo', 'key', 'recipient', 'credentialsOut', 'passphraseFile', 'chunker', 'chunkSize', 'packSize', 'smallFile', ...S3, ...SFTP] },
+  trust: { run: async (ctx) => (await import('./commands/trust.js')).trust(ctx), usage: 'trust --repo REPO --key owner.key.asc [--passphrase-file F]', options: ['repo', 'key', 'passphraseFile', 'retries', ...S3, ...SFTP] },
+  backup: { run: async (ctx) => (await import('./commands/backup.js')).backup(ctx), usage: 'backup --repo REPO --credentials backup.cred [--json] PATH', options: [...COMMON, 'source', 'hostname', 'tags', 'exclude', 'tempLimit', 'workers', 'uploads', 'force', 'retries', 'retryLock', 'chunkThread', 'uploadThread', 'kubernetes', 'pushgateway', ...S3, ...SFTP] },
   snapshots: { run: async (ctx) => (await import('./commands/snapshots.js')).snapshots(ctx), usage: 'snapshots --repo REPO (--credentials F | --key F) [--json]', options: [...COMMON, 'source', ...S3, ...SFTP] },
-  ls: { run: async (ctx) => (await import('./commands/ls.js')).ls(ctx), usage: 'ls --repo REPO (--credentials F | --key F) SNAPSHOT|latest', options: [...COMMON, 'source', ...S3, ...SFTP] },
-  repair: { run: async (ctx) => (await import('./commands/repair.js')).repair(ctx), usage: 'repair index --repo REPO --credentials F', options: [...COMMON, ...S3, ...SFTP] },
+  ls: { run: async (ctx) => (await import('./commands/ls.js')).ls(ctx), usage: 'ls --repo REPO (--credentials F | --key F) SNAPSHOT|latest [PATH]', options: [...COMMON, 'source', ...S3, ...SFTP] },
+  repair: { run: async (ctx) => (await import('./commands/repair.js')).repair(ctx), usage: 'repair index --repo REPO --credentials F', options: [...COMMON, 'retryLock', ...S3, ...SFTP] },
   restore: { run: async (ctx) => (await import('./commands/restore.js')).restore(ctx), usage: 'restore --repo REPO --key owner.key.asc [--passphrase-file F] SNAPSHOT|latest --target DIR', options: [...COMMON, 'target', 'include', 'conflict', 'dryRun', 'source', ...S3, ...SFTP] },
 };
 

@@ -1,6 +1,6 @@
 import convict from 'convict';
 import { tmpdir } from 'node:os';
-import { parseSize } from './sizes.js';
+import { parseDuration, parseSize } from './sizes.js';
 
 convict.addFormat({
   name: 'size',
@@ -8,6 +8,14 @@ convict.addFormat({
     if (parseSize(value as string) === undefined) throw new Error('must be a size such as 4MiB, 512KiB or a number of bytes');
   },
   coerce: (value: string) => parseSize(value) ?? value,
+});
+
+convict.addFormat({
+  name: 'duration',
+  validate(value: unknown) {
+    if (parseDuration(value as string) === undefined) throw new Error('must be a duration such as 30s, 5m, 1h30m or a number of seconds');
+  },
+  coerce: (value: string) => parseDuration(value) ?? value,
 });
 
 convict.addFormat({
@@ -62,6 +70,7 @@ export const schema = {
   sftpHostFingerprint: { doc: 'Pinned SFTP host key fingerprint (SHA256:...)', format: 'optional-string', default: '', env: 'KBRACKUP_SFTP_HOST_FINGERPRINT', arg: 'sftp-host-fingerprint' },
   retries: { doc: 'How many times a transient storage error is retried', format: 'nat', default: 6, env: 'KBRACKUP_RETRIES', arg: 'retries' },
   pushgateway: { doc: 'Prometheus Pushgateway URL; metrics are pushed at the end of each run when set', format: 'optional-string', default: '', env: 'KBRACKUP_PUSHGATEWAY_URL', arg: 'pushgateway' },
+  retryLock: { doc: 'How long to wait for a lock held by another process (e.g. 5m); 0 = fail at once with exit 11', format: 'duration', default: 0, env: 'KBRACKUP_RETRY_LOCK', arg: 'retry-lock' },
   kubernetes: { doc: 'Kubernetes integration (Events, Lease): auto = when running in a cluster', format: ['auto', 'on', 'off'], default: 'auto', env: 'KBRACKUP_KUBERNETES', arg: 'kubernetes' },
 };
 

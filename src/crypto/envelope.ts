@@ -93,7 +93,10 @@ export async function splitHeader(stream: Readable, object: string): Promise<{ h
   }
 }
 
-/** Recover an object's session key from its header packets. */
+/**
+ * Recover an object's session key from its header packets. A key packet addressed to one of the given
+ * keys that does not open is damage (IntegrityError); no packet for them at all is the wrong key.
+ */
 export async function unsealSessionKey(header: Uint8Array, unsealing: Unsealing, object: string): Promise<SessionKey> {
   let message;
   try {
@@ -114,7 +117,24 @@ export async function unsealSessionKey(header: Uint8Array, unsealing: Unsealing,
       last = err;
     }
   }
+  const ours = new Set(unsealing.privateKeys.flatMap((k) => k.getKeyIDs().map((id) => id.toHex())));
+  if (message.getEncryptionKeyIDs().some((id) => ours.has(id.toHex()))) {
+    throw new IntegrityError(object, `damaged key packets: the packet for your key does not open (${describeError(last)})`, { cause: last });
+  }
   throw new WrongKeyError(`${object}: the key given cannot decrypt this repository's data (${describeError(last)})`, { cause: last });
+}
+
+/** Fingerprints (hex, lower case) of the keys an object's header packets are addressed to. */
+export async function headerRecipients(header: Uint8Array, object: string): Promise<string[]> {
+  let message;
+  try {
+    message = await openpgp.readMessage({ binaryMessage: header });
+  } catch (err) {
+    throw new IntegrityError(object, `damaged key packets (${describeError(err)})`, { cause: err });
+  }
+  return message.packets
+    .filterByTag(openpgp.enums.packet.publicKeyEncryptedSessionKey)
+    .map((p) => Buffer.from((p as unknown as { publicKeyFingerprint: Uint8Array | null }).publicKeyFingerprint ?? []).toString('hex'));
 }
 
 /** Decrypt one SEIPDv2 packet with a known session key; the result stream fails with IntegrityError on any tampering or truncation. */

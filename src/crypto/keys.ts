@@ -1,5 +1,5 @@
 import * as openpgp from 'openpgp';
-import { ConfigError, WrongKeyError, describeError } from '../errors.js';
+import { ConfigError, IntegrityError, WrongKeyError, describeError } from '../errors.js';
 import { OPENPGP_CONFIG } from './openpgp-config.js';
 
 /** An armored OpenPGP key pair. */
@@ -58,4 +58,33 @@ export async function readPrivateKey(armored: string, passphrase: string | undef
   } catch (err) {
     throw new WrongKeyError(`wrong passphrase for ${what}`, { cause: err });
   }
+}
+
+/** A detached OpenPGP signature (binary) by `key` over `data`. */
+export async function signDetached(key: openpgp.PrivateKey, data: Uint8Array): Promise<Uint8Array> {
+  const message = await openpgp.createMessage({ binary: data });
+  return openpgp.sign({ message, signingKeys: key, detached: true, format: 'binary', config: OPENPGP_CONFIG });
+}
+
+/**
+ * Whether `signature` (binary, detached) is a valid signature by `key` over `data`. A signature that
+ * does not parse is damage (IntegrityError naming `object`); a wrong or other key's signature is false.
+ */
+export async function verifyDetached(key: openpgp.PublicKey, data: Uint8Array, signature: Uint8Array, object: string): Promise<boolean> {
+  let parsed: openpgp.Signature;
+  try {
+    parsed = await openpgp.readSignature({ binarySignature: signature });
+  } catch (err) {
+    throw new IntegrityError(object, `is not an OpenPGP signature (${describeError(err)})`, { cause: err });
+  }
+  const message = await openpgp.createMessage({ binary: data });
+  const result = await openpgp.verify({ message, signature: parsed, verificationKeys: key, expectSigned: false, config: OPENPGP_CONFIG });
+  for (const s of result.signatures) {
+    try {
+      if (await s.verified) return true;
+    } catch {
+      // Another key's signature, or not over these bytes: try the next one.
+    }
+  }
+  return false;
 }

@@ -106,80 +106,115 @@ function missingPrefix(prefix: Buffer): number {
 }
 
 /**
- * A stream.pipeline stage: the bytes of exactly one SEIPDv2 packet (AES-256, GCM) in, the content of
- * the Literal Data packet inside out. Any damage, truncation, extra bytes or a wrong session key throws
- * IntegrityError naming `object`; errors of the source itself pass through unchanged.
+ * Synchronous SEIPDv2 (AES-256, GCM) reader: the bytes of exactly one packet in (split anywhere), the
+ * content of the Literal Data packet inside out. Plaintext is released only once its AEAD tag verified;
+ * the last chunk's only after the final tag (which covers the total length) verified too. Any damage,
+ * truncation, extra bytes or a wrong session key throws IntegrityError naming `object`.
+ */
+export class SeipdReader {
+  private readonly outer = new PacketBodyReader();
+  private readonly body = new ByteQueue();
+  private readonly literal: LiteralReader;
+  private aead: Aead | undefined;
+  private index = 0;
+  private total = 0;
+
+  constructor(
+    private readonly sessionKey: Uint8Array,
+    private readonly object: string,
+    options: SeipdDecryptOptions = {},
+  ) {
+    this.literal = new LiteralReader(options.onFilename);
+  }
+
+  /** Add packet bytes; returns the content that is verified and ready. */
+  push(data: Uint8Array): Buffer[] {
+    const bytes = asBuffer(data);
+    for (const part of this.parse('encrypted packet', () => this.outer.push(bytes))) this.body.push(part);
+    if (this.outer.tag !== undefined && this.outer.tag !== PacketTag.seipd) {
+      throw new IntegrityError(this.object, `not an encrypted data packet (tag ${this.outer.tag})`);
+    }
+    if (this.aead === undefined && this.body.length >= PARAMS_LENGTH + SALT_LENGTH) {
+      const params = this.body.takeBuffer(PARAMS_LENGTH);
+      const salt = this.body.takeBuffer(SALT_LENGTH);
+      this.aead = this.parse('encrypted packet', () => deriveAead(params, salt, this.sessionKey));
+    }
+    const out: Buffer[] = [];
+    // A full chunk is certain only when more than a chunk and the final tag are queued; a shorter
+    // remainder may be the last chunk, which is opened at the end.
+    while (this.aead !== undefined && this.body.length >= this.aead.chunkSize + 2 * TAG_LENGTH) {
+      out.push(...this.openChunk(this.aead, this.aead.chunkSize));
+    }
+    return out;
+  }
+
+  /** The packet is complete: returns the last content, after checking the final tag. */
+  end(): Buffer[] {
+    const aead = this.aead;
+    if (!this.outer.done || aead === undefined) throw new IntegrityError(this.object, 'truncated');
+    const last = this.body.length - 2 * TAG_LENGTH;
+    if (last < 0 && this.body.length !== TAG_LENGTH) throw new IntegrityError(this.object, 'truncated');
+    const tail = last >= 0 ? this.openChunk(aead, last) : [];
+    const finalAdata = Buffer.alloc(aead.adata.length + 8);
+    aead.adata.copy(finalAdata);
+    finalAdata.writeBigUInt64BE(BigInt(this.total), aead.adata.length);
+    // The final tag covers the chunk count and total length: it catches truncation at a chunk boundary.
+    this.open(aead, [], this.body.takeBuffer(TAG_LENGTH), finalAdata, 'the final tag (truncated or reordered)');
+    if (!this.literal.done) throw new IntegrityError(this.object, 'literal data: truncated');
+    return tail;
+  }
+
+  /** Run a parsing step, turning its plain Error into an IntegrityError about `where`. */
+  private parse<T>(where: string, step: () => T): T {
+    try {
+      return step();
+    } catch (err) {
+      throw new IntegrityError(this.object, `${where}: ${describeError(err)}`, { cause: err });
+    }
+  }
+
+  /** Decrypt one chunk (or, with no ciphertext, check a tag) and verify its tag before returning anything. */
+  private open(a: Aead, ciphertext: Buffer[], tag: Buffer, adata: Buffer, what: string): Buffer[] {
+    setChunkIndex(a.nonce, BigInt(this.index));
+    const decipher = createDecipheriv('aes-256-gcm', a.key, a.nonce, { authTagLength: TAG_LENGTH });
+    decipher.setAAD(adata);
+    decipher.setAuthTag(tag);
+    const plain = ciphertext.map((c) => decipher.update(c));
+    try {
+      decipher.final();
+    } catch (err) {
+      throw new IntegrityError(this.object, `authentication failed at ${what}`, { cause: err });
+    }
+    return plain;
+  }
+
+  private openChunk(a: Aead, length: number): Buffer[] {
+    const plain = this.open(a, this.body.take(length), this.body.takeBuffer(TAG_LENGTH), a.adata, `chunk ${this.index}`);
+    this.index++;
+    this.total += length;
+    return plain.flatMap((p) => this.parse('literal data', () => this.literal.push(p)));
+  }
+}
+
+/** Decrypt a whole packet held in memory (bounded by the caller); returns its content. */
+export function openPacket(packet: Uint8Array, sessionKey: Uint8Array, object: string, options: SeipdDecryptOptions = {}): Buffer[] {
+  const reader = new SeipdReader(sessionKey, object, options);
+  const out = reader.push(packet);
+  out.push(...reader.end());
+  return out;
+}
+
+/**
+ * SeipdReader as a stream.pipeline stage. Errors of the source itself pass through unchanged.
  */
 export function seipdDecryptor(
   sessionKey: Uint8Array,
   object: string,
   options: SeipdDecryptOptions = {},
 ): (source: AsyncIterable<Uint8Array>) => AsyncGenerator<Buffer> {
-  /** Run a parsing step, turning its plain Error into an IntegrityError about `where`. */
-  function parse<T>(where: string, step: () => T): T {
-    try {
-      return step();
-    } catch (err) {
-      throw new IntegrityError(object, `${where}: ${describeError(err)}`, { cause: err });
-    }
-  }
-
   return async function* decrypt(source) {
-    const outer = new PacketBodyReader();
-    const body = new ByteQueue();
-    const literal = new LiteralReader(options.onFilename);
-    let aead: Aead | undefined;
-    let index = 0;
-    let total = 0;
-
-    /** Decrypt one chunk (or, with no ciphertext, check a tag) and verify its tag before returning anything. */
-    const open = (a: Aead, ciphertext: Buffer[], tag: Buffer, adata: Buffer, what: string): Buffer[] => {
-      setChunkIndex(a.nonce, BigInt(index));
-      const decipher = createDecipheriv('aes-256-gcm', a.key, a.nonce, { authTagLength: TAG_LENGTH });
-      decipher.setAAD(adata);
-      decipher.setAuthTag(tag);
-      const plain = ciphertext.map((c) => decipher.update(c));
-      try {
-        decipher.final();
-      } catch (err) {
-        throw new IntegrityError(object, `authentication failed at ${what}`, { cause: err });
-      }
-      return plain;
-    };
-    const openChunk = (a: Aead, length: number): Buffer[] => {
-      const plain = open(a, body.take(length), body.takeBuffer(TAG_LENGTH), a.adata, `chunk ${index}`);
-      index++;
-      total += length;
-      return plain.flatMap((p) => parse('literal data', () => literal.push(p)));
-    };
-
-    for await (const data of source) {
-      const bytes = asBuffer(data);
-      for (const part of parse('encrypted packet', () => outer.push(bytes))) body.push(part);
-      if (outer.tag !== undefined && outer.tag !== PacketTag.seipd) {
-        throw new IntegrityError(object, `not an encrypted data packet (tag ${outer.tag})`);
-      }
-      if (aead === undefined && body.length >= PARAMS_LENGTH + SALT_LENGTH) {
-        const params = body.takeBuffer(PARAMS_LENGTH);
-        const salt = body.takeBuffer(SALT_LENGTH);
-        aead = parse('encrypted packet', () => deriveAead(params, salt, sessionKey));
-      }
-      // A full chunk is certain only when more than a chunk and the final tag are queued; a shorter
-      // remainder may be the last chunk, which is opened after the source ends.
-      while (aead !== undefined && body.length >= aead.chunkSize + 2 * TAG_LENGTH) {
-        for (const content of openChunk(aead, aead.chunkSize)) yield content;
-      }
-    }
-    if (!outer.done || aead === undefined) throw new IntegrityError(object, 'truncated');
-    const last = body.length - 2 * TAG_LENGTH;
-    if (last < 0 && body.length !== TAG_LENGTH) throw new IntegrityError(object, 'truncated');
-    const tail = last >= 0 ? openChunk(aead, last) : [];
-    const finalAdata = Buffer.alloc(aead.adata.length + 8);
-    aead.adata.copy(finalAdata);
-    finalAdata.writeBigUInt64BE(BigInt(total), aead.adata.length);
-    // The final tag covers the chunk count and total length: it catches truncation at a chunk boundary.
-    open(aead, [], body.takeBuffer(TAG_LENGTH), finalAdata, 'the final tag (truncated or reordered)');
-    for (const content of tail) yield content;
-    if (!literal.done) throw new IntegrityError(object, 'literal data: truncated');
+    const reader = new SeipdReader(sessionKey, object, options);
+    for await (const data of source) yield* reader.push(data);
+    yield* reader.end();
   };
 }

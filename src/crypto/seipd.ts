@@ -124,3 +124,12 @@ export function seipdEncryptor(options: SeipdOptions): (source: AsyncIterable<Ui
     yield Buffer.concat(writer.final());
   };
 }
+
+/** Encrypt content held in memory (bounded by the caller) into one complete packet. */
+export function sealPacket(content: readonly Uint8Array[], options: SeipdOptions): Buffer[] {
+  const writer = new SeipdWriter(options);
+  const out: Buffer[] = [];
+  for (const part of content) out.push(...writer.update(part));
+  out.push(...writer.final());
+  return out;
+}

@@ -1,33 +1,53 @@
-import { Readable, type Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { compressor, decompressor, type Codec } from '../compress/codec.js';
-import { decryptPacket } from '../crypto/envelope.js';
-import { seipdEncryptor, type SessionKey } from '../crypto/seipd.js';
+import { Readable } from 'node:stream';
+import { deflateSync } from 'node:zlib';
+import { decompressor, type Codec } from '../compress/codec.js';
+import { sealPacket, type SessionKey } from '../crypto/seipd.js';
+import { seipdDecryptor } from '../crypto/seipd-decrypt.js';
+import { collectBounded } from '../util/bounded.js';
+import { openBundle } from './content-codec.js';
 
 /**
- * A blob is one SEIPDv2 packet holding compressed plaintext; the Literal Data packet's filename names
- * the codec, so `gpg`/openpgp output plus the codec name is all a person needs to recover data by hand.
+ * A blob is one SEIPDv2 packet holding (optionally compressed) plaintext; the Literal Data packet's
+ * filename names the codec, so `gpg` output plus the codec name is all a person needs to recover data
+ * by hand.
  */
-export async function writeBlob(source: Readable | AsyncIterable<Uint8Array | string>, codec: Codec, sessionKey: SessionKey, out: Writable): Promise<void> {
-  const encrypt = seipdEncryptor({ sessionKey, filename: codec });
-  // Stored-as-is data skips the compression stage entirely: one stream hop less per byte.
-  if (codec === 'none') await pipeline(source, encrypt, out, { end: false });
-  else await pipeline(source, compressor(codec), encrypt, out, { end: false });
+export function sealBytes(data: Buffer, codec: Codec, sessionKey: SessionKey): Buffer {
+  return Buffer.concat(sealPacket([codec === 'zlib' ? deflateSync(data, { level: 6 }) : data], { sessionKey, filename: codec }));
 }
 
-/** Encrypt a small in-memory payload (bounded by the caller) into blob bytes. */
-export async function sealBytes(data: Uint8Array, codec: Codec, sessionKey: SessionKey): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  await pipeline(Readable.from([data]), compressor(codec), seipdEncryptor({ sessionKey, filename: codec }), async (source: AsyncIterable<Buffer>) => {
-    for await (const b of source) parts.push(b);
-  });
-  return Buffer.concat(parts);
+/** The plaintext of a small blob read from `stream` (at most `max` bytes either way). */
+export async function readBlobBytes(stream: Readable, sessionKey: SessionKey, object: string, max: number): Promise<Buffer> {
+  return openBundle(await collectBounded(stream, max, object), sessionKey, object, max);
 }
 
-/** Plaintext of a blob, given its encrypted bytes and session key; the stream fails on tampering. */
-export function readBlob(encrypted: Readable, sessionKey: SessionKey, codec: string, object: string): Readable {
+/**
+ * The plaintext of one blob as it streams in, for blobs too big to hold in memory: decrypted (each AEAD
+ * chunk verified before it is released) and decompressed. The caller checks the blob's id at the end.
+ */
+export async function* blobPlaintext(encrypted: Readable, sessionKey: SessionKey, object: string): AsyncGenerator<Buffer> {
+  let codec = '';
+  const plain = seipdDecryptor(sessionKey, object, { onFilename: (name) => (codec = name) })(encrypted);
+  // The Literal Data filename (the codec) comes before any content.
+  const first = await plain.next();
+  if (first.done) return;
+  if (codec === 'none') {
+    yield first.value;
+    yield* plain;
+    return;
+  }
   const inflate = decompressor(codec, object);
-  const plain = decryptPacket(encrypted, sessionKey, object);
-  plain.on('error', (err) => inflate.destroy(err));
-  return plain.pipe(inflate);
+  const source = Readable.from(
+    (async function* () {
+      yield first.value;
+      yield* plain;
+    })(),
+    { objectMode: false },
+  );
+  source.once('error', (err) => inflate.destroy(err));
+  try {
+    for await (const piece of source.pipe(inflate)) yield piece as Buffer;
+  } finally {
+    source.destroy();
+    encrypted.destroy();
+  }
 }

@@ -2,15 +2,18 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { ConfigError, describeError } from '../errors.js';
 
 /**
- * What a backup job holds (a Kubernetes Secret): the repository key and the recipients' public keys.
- * Nothing in it decrypts file contents.
+ * What a backup or maintenance job holds (a Kubernetes Secret): the repository key, the recipients'
+ * public keys and the digest of the repository's kbrackup.json. Nothing in it decrypts file contents;
+ * the pinned recipients and digest make a replaced config or key object on the storage refused.
  */
 export interface Credentials {
   kind: 'kbrackup-backup-credentials';
-  version: 1;
+  version: 2;
   repository: string;
   repoKey: string;
   recipients: string[];
+  /** SHA-256 (hex) of the repository's kbrackup.json bytes. */
+  config: string;
 }
 
 /** Write a credentials file readable by its owner only. */
@@ -37,10 +40,15 @@ export async function readCredentials(path: string): Promise<Credentials> {
   } catch {
     throw new ConfigError(`--credentials ${path} is not JSON; pass the file written by \`kbrackup init --credentials-out\``);
   }
-  if (value.kind !== 'kbrackup-backup-credentials' || value.version !== 1 || typeof value.repoKey !== 'string' || !Array.isArray(value.recipients)) {
+  if (value.kind !== 'kbrackup-backup-credentials') {
     throw new ConfigError(`--credentials ${path} is not a kbrackup credentials file; pass the file written by \`kbrackup init --credentials-out\``);
   }
-  const key = Buffer.from(value.repoKey, 'base64');
-  if (key.length !== 32) throw new ConfigError(`--credentials ${path} holds a damaged repository key`);
+  if (value.version !== 2) {
+    throw new ConfigError(`--credentials ${path} is for repository format ${String(value.version)}; this kbrackup writes format 2 — create a new repository with \`kbrackup init\``);
+  }
+  if (typeof value.repoKey !== 'string' || !Array.isArray(value.recipients) || typeof value.config !== 'string' || typeof value.repository !== 'string') {
+    throw new ConfigError(`--credentials ${path} is missing fields; pass the file written by \`kbrackup init --credentials-out\``);
+  }
+  if (Buffer.from(value.repoKey, 'base64').length !== 32) throw new ConfigError(`--credentials ${path} holds a damaged repository key`);
   return value as Credentials;
 }

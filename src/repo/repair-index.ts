@@ -1,56 +1,47 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { ConfigError } from '../errors.js';
-import { newIndexName } from './index-objects.js';
-import { DiskIndex } from './index/disk-index.js';
-import { encodeIndexEntries, type IndexEntry } from './index/records.js';
-import { Layout } from './layout.js';
-import { getSealed, sealToFile } from './objects.js';
+import { encodeBlobListEnd, encodeObjectBlobs, objectBlobsOf } from './index/blob-list.js';
+import { Layout, idOfName } from './layout.js';
 import type { Repository } from './repository.js';
-import { listSnapshots } from './snapshot.js';
-import { readTree } from './tree-reader.js';
 
 /** What `repair index` did. */
 export interface RepairResult {
-  snapshots: number;
-  chunks: number;
+  objects: number;
+  blobs: number;
   removed: number;
+  /** Content objects whose trailer could not be read (named), left alone. */
+  damaged: { object: string; error: string }[];
 }
 
 /**
- * Rebuild the index from the snapshots' trees, which record where every chunk lives: index objects are
- * only a cache of that, so losing them costs deduplication, never data. The new index is stored before
- * the old objects are removed.
+ * Rebuild the index from the content objects themselves: each one ends with a trailer listing its
+ * blobs (readable with the repository key alone), so losing index objects costs a rebuild, never data.
+ * The new index is stored before the old objects are removed.
  */
 export async function repairIndex(repo: Repository, tempDir: string): Promise<RepairResult> {
-  if (repo.metaSealing.passwords.length === 0) throw new ConfigError('repair index needs the repository key: pass --credentials');
-  const old: string[] = [];
-  for await (const object of repo.target.list(Layout.indexDir)) old.push(object.name);
-  const snapshots = await listSnapshots(repo.target, repo.unsealing);
-  const work = await mkdtemp(join(tempDir, 'kbrackup-repair-'));
-  const seen = await DiskIndex.build(work, []);
-  let chunks = 0;
-  try {
-    async function* distinct(): AsyncGenerator<IndexEntry> {
-      for (const snapshot of snapshots) {
-        for await (const line of readTree(await getSealed(repo.target, snapshot.tree, repo.unsealing), snapshot.tree)) {
-          if (line.kind !== 'chunk') continue;
-          const { id, ...loc } = line.ref;
-          const entry = { id: Buffer.from(id, 'hex'), loc };
-          if (await seen.add(entry.id, loc)) {
-            chunks++;
-            yield entry;
-          }
+  const old = (await repo.indexObjects()).map((o) => o.name);
+  const result: RepairResult = { objects: 0, blobs: 0, removed: 0, damaged: [] };
+  async function* blobLists(): AsyncGenerator<Buffer> {
+    for (const [dir, kind] of [
+      [Layout.chunksDir, 'chunk'],
+      [Layout.packsDir, 'pack'],
+    ] as const) {
+      for await (const object of repo.list(dir)) {
+        const id = idOfName(dir, object.name);
+        if (!id) continue;
+        try {
+          const entries = await repo.trailer(kind, id, object.size);
+          if (entries.length === 0) continue;
+          result.objects++;
+          result.blobs += entries.length;
+          yield encodeObjectBlobs(objectBlobsOf(entries));
+        } catch (err) {
+          result.damaged.push({ object: object.name, error: err instanceof Error ? err.message : String(err) });
         }
       }
     }
-    const path = join(work, 'index');
-    const size = await sealToFile(path, encodeIndexEntries(distinct()), repo.metaSealing);
-    await repo.target.put(newIndexName(), { file: path, size, consumable: true });
-    for (const name of old) await repo.target.delete(name);
-  } finally {
-    await seen.close();
-    await rm(work, { recursive: true, force: true });
+    yield encodeBlobListEnd(result.blobs);
   }
-  return { snapshots: snapshots.length, chunks, removed: old.length };
+  await repo.writeIndex(blobLists(), tempDir);
+  for (const name of old) await repo.delete(name);
+  result.removed = old.length;
+  return result;
 }

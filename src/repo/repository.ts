@@ -1,179 +1,318 @@
-import type { PrivateKey, PublicKey } from 'openpgp';
 import { randomBytes } from 'node:crypto';
-import { contentPassword, deriveRepoSecrets, newKey, type RepoSecrets } from '../crypto/kdf.js';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import { createDeflate } from 'node:zlib';
+import type { RepoSecrets } from '../crypto/kdf.js';
 import type { Sealing, Unsealing } from '../crypto/envelope.js';
-import { readPublicKeys } from '../crypto/keys.js';
-import { PASSPHRASE_CONFIG } from '../crypto/openpgp-config.js';
-import { ConfigError, KbrackupError, NotFoundError, RepoMissingError, WrongKeyError } from '../errors.js';
-import type { Target } from '../targets/target.js';
+import { IntegrityError, KbrackupError, NotFoundError, describeError } from '../errors.js';
+import type { ObjectInfo, PutSource, Target } from '../targets/target.js';
 import { collectBounded } from '../util/bounded.js';
-import type { Credentials } from './credentials.js';
-import { parseRepoConfig, type ChunkerConfig, type RepoConfig } from './format.js';
-import { Layout } from './layout.js';
-import { getSealedJson, putSealedBytes } from './objects.js';
+import { ContentReader, type WantedBlob, type VerifiedBlob } from './content-reader.js';
+import type { RepoConfig, StoredConfig } from './format.js';
+import { BlobListParser } from './index/blob-list.js';
+import type { IndexEntry } from './index/records.js';
+import { Layout, checkId, idOfName, parseSnapshotName } from './layout.js';
+import { decodeMeta, decodeMetaStream, encodeMeta, encryptCompressedMeta } from './meta-codec.js';
+import { checkSnapshot, type Snapshot, type StoredSnapshot } from './snapshot.js';
+import type { ContentPart, FileEntry, TreeEntry } from './tree/entry.js';
+import { listParts, treeEntries } from './tree/tree-reader.js';
+import type { FinishedTree } from './tree/tree-writer.js';
 
-/** What a caller holds to open a repository. */
-export interface Access {
-  credentials?: Credentials;
-  privateKey?: PrivateKey;
-  passphrase?: string;
-}
+/** Most bytes a small metadata object (snapshot, lock, key file) may have once decrypted. */
+const MAX_SMALL = 4 * 1024 * 1024;
+/** Tree objects up to this size (encrypted) are read whole and checked before use; bigger ones stream. */
+const READ_WHOLE = 2 * 1024 * 1024;
+/** Snapshot objects read at once while listing. */
+const LIST_PARALLEL = 8;
 
-/** Secrets kept in keys/*, encrypted to the recipients or the passphrase. */
-interface KeyFile {
-  repository: string;
-  repoKey: string;
-  contentKey?: string;
-}
+/** A problem that does not stop a command (a damaged snapshot skipped): reported, named. */
+export type WarningHandler = (object: string, message: string) => void;
 
-/** An opened repository: its target, config, and the keys this process holds. */
-export interface Repository {
-  target: Target;
-  config: RepoConfig;
-  /** Present when the repository key is known (backup, or restore with a private key). */
-  secrets: RepoSecrets | undefined;
+/** What opening a repository established: the keys this process holds and how it may use them. */
+export interface RepositoryKeys {
+  secrets: RepoSecrets;
   /** Who can open new content objects: the recipients (or, passphrase-only, the content key). */
   contentSealing: Sealing;
-  /** Who can open new metadata objects: the recipients and the repository key. */
-  metaSealing: Sealing;
-  /** What this process can open. */
-  unsealing: Unsealing;
+  /** What opens content objects: only with a private key or the passphrase; backups hold none. */
+  contentUnsealing: Unsealing | undefined;
 }
 
-/** Settings chosen once, at `init`. */
-export interface InitOptions {
-  recipients: { armored: string; source: string }[];
-  passphrase: string | undefined;
-  chunker: ChunkerConfig;
-  packSize: number;
-  smallFile: number;
+/**
+ * An opened, verified repository: the only way the rest of kbrackup reads or writes stored objects.
+ * Every metadata object it returns was authenticated under the repository key and checked to be what
+ * its name says; every blob it returns was checked against its keyed id (docs/ARCHITECTURE.md "Trust").
+ * Object names come from the layout, built from checked ids, never from stored data as it is.
+ */
+export class Repository {
+  readonly config: RepoConfig;
+  readonly secrets: RepoSecrets;
+  readonly contentSealing: Sealing;
+  private readonly content: ContentReader | undefined;
+
+  constructor(
+    private readonly target: Target,
+    readonly stored: StoredConfig,
+    keys: RepositoryKeys,
+    private readonly warn: WarningHandler = () => undefined,
+  ) {
+    this.config = stored.config;
+    this.secrets = keys.secrets;
+    this.contentSealing = keys.contentSealing;
+    this.content = keys.contentUnsealing && new ContentReader(target, keys.secrets, keys.contentUnsealing, stored.config);
+  }
+
+  /** Where the repository is, for messages (never holds secrets). */
+  get description(): string {
+    return this.target.description;
+  }
+
+  /** Whether this process can read file contents (a private key or the passphrase was given). */
+  get canReadContent(): boolean {
+    return this.content !== undefined;
+  }
+
+  // ---- objects -------------------------------------------------------------------------------
+
+  /** Every object under a folder of the layout, with its size. */
+  list(dir: string): AsyncIterable<ObjectInfo> {
+    return this.target.list(dir);
+  }
+
+  /** Size of an object, or undefined when absent. */
+  head(name: string): Promise<ObjectInfo | undefined> {
+    return this.target.head(name);
+  }
+
+  /** Store an object as it is (content objects from temp files; their bytes are already encrypted). */
+  put(name: string, source: PutSource): Promise<void> {
+    return this.target.put(name, source);
+  }
+
+  /** Remove an object. Only maintenance (forget, prune, unlock, repair) deletes. */
+  delete(name: string): Promise<void> {
+    return this.target.delete(name);
+  }
+
+  // ---- metadata ------------------------------------------------------------------------------
+
+  /** The plaintext of a small metadata object, authenticated under its name. */
+  async readMeta(name: string, max = MAX_SMALL): Promise<Buffer> {
+    const encrypted = await collectBounded(await this.target.get(name), max + 64 * 1024, name);
+    return decodeMeta(this.secrets, name, encrypted, max);
+  }
+
+  /** Encrypt and store a small metadata object. */
+  putMeta(name: string, plaintext: Buffer): Promise<void> {
+    return this.target.put(name, { bytes: encodeMeta(this.secrets, name, plaintext) });
+  }
+
+  /** A metadata object's plaintext: whole when small (checked before use), else as a stream. */
+  private async readMetaAny(name: string): Promise<Buffer | Readable> {
+    const stream = await this.target.get(name);
+    const parts: Buffer[] = [];
+    let size = 0;
+    const it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    for (;;) {
+      const next = await it.next();
+      if (next.done) return decodeMeta(this.secrets, name, Buffer.concat(parts), 1024 * 1024 * 1024);
+      parts.push(next.value);
+      size += next.value.length;
+      if (size > READ_WHOLE) break;
+    }
+    const rest = Readable.from(
+      (async function* () {
+        yield* parts;
+        for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
+      })(),
+      { objectMode: false },
+    );
+    rest.once('close', () => stream.destroy());
+    return decodeMetaStream(this.secrets, name, rest);
+  }
+
+  // ---- snapshots -----------------------------------------------------------------------------
+
+  /** Names of the snapshot objects (optionally of one source), oldest first by name. */
+  async snapshotNames(source?: string): Promise<string[]> {
+    const names: string[] = [];
+    for await (const object of this.target.list(source ? `${Layout.snapshotsDir}/${source}` : Layout.snapshotsDir)) {
+      if (parseSnapshotName(object.name)) names.push(object.name);
+    }
+    // Names start with the UTC time within a source; across sources the time part decides.
+    return names.sort((a, b) => snapshotOrder(a).localeCompare(snapshotOrder(b)));
+  }
+
+  /** Read and check one snapshot object. */
+  async readSnapshot(name: string): Promise<StoredSnapshot> {
+    const bytes = await this.readMeta(name);
+    let value: unknown;
+    try {
+      value = JSON.parse(bytes.toString('utf8'));
+    } catch (err) {
+      throw new IntegrityError(name, `is not valid JSON (${describeError(err)})`);
+    }
+    return checkSnapshot(value, name);
+  }
+
+  /** A snapshot, or undefined (with a warning naming it) when it is damaged; absent ones (just forgotten) too. */
+  private async readSnapshotOrWarn(name: string): Promise<StoredSnapshot | undefined> {
+    try {
+      return await this.readSnapshot(name);
+    } catch (err) {
+      if (err instanceof NotFoundError) return undefined;
+      if (!(err instanceof IntegrityError)) throw err;
+      this.warn(name, `skipped a damaged snapshot: ${err.message}`);
+      return undefined;
+    }
+  }
+
+  /** Every intact snapshot (optionally of one source), oldest first; damaged ones are reported and skipped. */
+  async listSnapshots(source?: string): Promise<StoredSnapshot[]> {
+    const names = await this.snapshotNames(source);
+    const out: StoredSnapshot[] = [];
+    for (let i = 0; i < names.length; i += LIST_PARALLEL) {
+      const batch = await Promise.all(names.slice(i, i + LIST_PARALLEL).map((n) => this.readSnapshotOrWarn(n)));
+      for (const s of batch) if (s) out.push(s);
+    }
+    return out.sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
+  }
+
+  /** The newest intact snapshot of one source, reading only as many as it takes. */
+  async latestSnapshot(source: string): Promise<StoredSnapshot | undefined> {
+    const names = await this.snapshotNames(source);
+    for (let i = names.length - 1; i >= 0; i--) {
+      const s = await this.readSnapshotOrWarn(names[i]!);
+      if (s) return s;
+    }
+    return undefined;
+  }
+
+  /** Find a snapshot by id, unique id prefix, or `latest` (optionally of one source). */
+  async findSnapshot(ref: string, source?: string): Promise<StoredSnapshot> {
+    if (ref === 'latest') {
+      const latest = source ? await this.latestSnapshot(source) : (await this.listSnapshots()).at(-1);
+      if (!latest) throw new KbrackupError(`${this.description} has no snapshots${source ? ` of source ${source}` : ''} yet`);
+      return latest;
+    }
+    if (!/^[0-9a-f]{1,64}$/.test(ref)) throw new KbrackupError(`"${ref}" is not a snapshot id; use an id (or unique prefix) from \`kbrackup snapshots\`, or latest`);
+    // The id is part of the object name: only the matching object is read.
+    const matches = (await this.snapshotNames(source)).filter((n) => parseSnapshotName(n)!.id.startsWith(ref));
+    if (matches.length === 0) throw new KbrackupError(`no snapshot ${ref} in ${this.description}; \`kbrackup snapshots\` lists them`);
+    if (matches.length > 1) throw new KbrackupError(`snapshot id prefix ${ref} is ambiguous (${matches.length} snapshots); give more characters`);
+    return this.readSnapshot(matches[0]!);
+  }
+
+  /** Store a snapshot: the last write of a backup, after everything it references. */
+  async writeSnapshot(snapshot: Snapshot): Promise<string> {
+    const name = Layout.snapshot(snapshot.source, new Date(snapshot.time), snapshot.id);
+    await this.putMeta(name, Buffer.from(JSON.stringify(snapshot)));
+    return name;
+  }
+
+  // ---- trees ---------------------------------------------------------------------------------
+
+  /** The entries of the folder tree `id`, authenticated and checked field by field. */
+  async *treeEntries(id: string): AsyncGenerator<TreeEntry> {
+    const name = Layout.tree(checkId(id, 'a tree reference', 'id'));
+    yield* treeEntries(await this.readMetaAny(name), this.secrets.treeIdKey, id, name);
+  }
+
+  /** A file's content parts, inline or from its list object. */
+  async *contentParts(entry: FileEntry): AsyncGenerator<ContentPart> {
+    if ('parts' in entry.content) {
+      yield* entry.content.parts;
+      return;
+    }
+    const { list, count } = entry.content;
+    const name = Layout.tree(list);
+    yield* listParts(await this.readMetaAny(name), this.secrets.treeIdKey, list, name, count);
+  }
+
+  /** Store a finished tree or list object. */
+  putTree(tree: FinishedTree): Promise<void> {
+    return this.target.put(tree.name, 'bytes' in tree.source ? tree.source : { file: tree.source.file, size: tree.source.size, consumable: true });
+  }
+
+  // ---- index ---------------------------------------------------------------------------------
+
+  /** The index objects of the repository. */
+  async indexObjects(): Promise<ObjectInfo[]> {
+    const out: ObjectInfo[] = [];
+    for await (const o of this.target.list(Layout.indexDir)) if (idOfName(Layout.indexDir, o.name)) out.push(o);
+    return out;
+  }
+
+  /** The fixed records (index/records.ts) of one index object, in batches, authenticated. */
+  async *indexRecords(name: string): AsyncGenerator<Buffer> {
+    const parser = new BlobListParser(name);
+    const plain = await this.readMetaAny(name);
+    for await (const piece of Buffer.isBuffer(plain) ? [plain] : (plain as AsyncIterable<Buffer>)) {
+      const records = parser.push(piece);
+      if (records.length) yield records;
+    }
+    parser.end();
+  }
+
+  /** Every index object's records, object after object. */
+  async *allIndexRecords(): AsyncGenerator<Buffer> {
+    for (const o of await this.indexObjects()) yield* this.indexRecords(o.name);
+  }
+
+  /**
+   * Store a new index object from blob-list bytes (index/blob-list.ts, ending with its end marker):
+   * compressed to a temp file in `tempDir`, then encrypted under its new name and stored.
+   */
+  async writeIndex(blobList: AsyncIterable<Uint8Array>, tempDir: string): Promise<string> {
+    const name = Layout.index(randomBytes(32).toString('hex'));
+    const base = `${tempDir}/index-${randomBytes(8).toString('hex')}`;
+    try {
+      await pipeline(blobList, createDeflate({ level: 6 }), createWriteStream(`${base}.z`, { flags: 'wx' }));
+      const out = createWriteStream(`${base}.obj`, { flags: 'wx' });
+      await pipeline(encryptCompressedMeta(this.secrets, name, createReadStream(`${base}.z`)), out);
+      await this.target.put(name, { file: `${base}.obj`, size: out.bytesWritten, consumable: true });
+      return name;
+    } finally {
+      await rm(`${base}.z`, { force: true });
+      await rm(`${base}.obj`, { force: true });
+    }
+  }
+
+  // ---- content -------------------------------------------------------------------------------
+
+  /** The content reader; only with a private key or the passphrase. */
+  private contentReader(): ContentReader {
+    if (!this.content) throw new KbrackupError(`reading file contents needs a recipient's private key (--key) or the passphrase; backup credentials cannot decrypt them`);
+    return this.content;
+  }
+
+  /**
+   * The wanted blobs of one content object, each checked against its keyed id before it is returned,
+   * in the order given (sorted by bundle and offset); bundles are fetched with one ranged read per run.
+   */
+  readBlobs(wanted: WantedBlob[]): AsyncGenerator<VerifiedBlob> {
+    return this.contentReader().readBlobs(wanted);
+  }
+
+  /** A large chunk as a stream of pieces, checked against its id when it ends (content-reader.ts). */
+  openBlob(blob: WantedBlob): Promise<AsyncGenerator<Buffer>> {
+    return this.contentReader().openBlob(blob);
+  }
+
+  /** The blobs a content object's trailer lists (needs only the repository key). */
+  trailer(kind: 'chunk' | 'pack', objectId: string, size?: number): Promise<IndexEntry[]> {
+    return ContentReader.trailer(this.target, this.secrets, kind, objectId, size);
+  }
+
+  /** Release the storage's connections. */
+  close(): Promise<void> {
+    return this.target.close();
+  }
 }
 
-/** Create a repository on an empty target; returns the credentials a backup job needs (recipient mode). */
-export async function initRepository(target: Target, options: InitOptions): Promise<{ config: RepoConfig; credentials: Credentials | undefined }> {
-  if (options.recipients.length === 0 && options.passphrase === undefined) {
-    throw new ConfigError('init needs --recipient PUBLIC_KEY_FILE (write-only backups) or --passphrase-file FILE (passphrase-only repository)');
-  }
-  if (options.recipients.length > 0 && options.passphrase !== undefined) {
-    throw new ConfigError('init takes either --recipient or --passphrase-file, not both: a passphrase repository lets every backup job decrypt everything');
-  }
-  await target.prepare();
-  if (await target.head(Layout.config)) throw new ConfigError(`${target.description} already holds a kbrackup repository; refusing to initialise it again`);
-  for await (const object of target.list('')) {
-    throw new ConfigError(`${target.description} is not empty (it holds ${object.name}); init needs an empty folder, bucket prefix or remote directory`);
-  }
-  const recipients: PublicKey[] = [];
-  for (const r of options.recipients) recipients.push(...(await readPublicKeys(r.armored, r.source)));
-  const id = randomBytes(16).toString('hex');
-  const repoKey = newKey();
-  const secrets = deriveRepoSecrets(repoKey);
-  const keyFile: KeyFile = { repository: id, repoKey: repoKey.toString('base64') };
-  if (options.passphrase !== undefined) {
-    keyFile.contentKey = newKey().toString('base64');
-    const sealing = { recipients: [], passwords: [options.passphrase], passwordConfig: PASSPHRASE_CONFIG };
-    await putSealedBytes(target, Layout.passphraseKey, Buffer.from(JSON.stringify(keyFile)), sealing);
-  } else {
-    await putSealedBytes(target, Layout.repoKey, Buffer.from(JSON.stringify(keyFile)), { recipients, passwords: [] });
-  }
-  await putSealedBytes(target, Layout.keyCheck, Buffer.from(JSON.stringify({ repository: id })), { recipients, passwords: [secrets.metadataPassword] });
-  const config: RepoConfig = {
-    format: 'kbrackup',
-    version: 1,
-    id,
-    created: new Date().toISOString(),
-    encryption: {
-      mode: options.passphrase !== undefined ? 'passphrase' : 'recipients',
-      recipients: recipients.map((k) => ({ fingerprint: k.getFingerprint(), userIds: k.getUserIDs() })),
-    },
-    chunker: options.chunker,
-    packSize: options.packSize,
-    smallFile: options.smallFile,
-  };
-  // Written last: a repository exists only once its config does, so a failed init can simply be retried.
-  await target.put(Layout.config, { bytes: Buffer.from(`${JSON.stringify(config, null, 2)}\n`) });
-  const credentials: Credentials | undefined =
-    options.passphrase !== undefined
-      ? undefined
-      : { kind: 'kbrackup-backup-credentials', version: 1, repository: id, repoKey: keyFile.repoKey, recipients: options.recipients.map((r) => r.armored) };
-  return { config, credentials };
-}
-
-/** Read kbrackup.json; a missing one means there is no repository here (exit code 10). */
-export async function readRepoConfig(target: Target): Promise<RepoConfig> {
-  let text: Buffer;
-  try {
-    text = await collectBounded(await target.get(Layout.config), 1024 * 1024, Layout.config);
-  } catch (err) {
-    if (err instanceof NotFoundError) throw new RepoMissingError(`no kbrackup repository at ${target.description}; create one with \`kbrackup init\``);
-    throw err;
-  }
-  return parseRepoConfig(text.toString('utf8'), target.description);
-}
-
-/** Open a repository with whatever the caller holds, checking that it really belongs to it. */
-export async function openRepository(target: Target, access: Access, known?: RepoConfig): Promise<Repository> {
-  const config = known ?? (await readRepoConfig(target));
-  if (config.encryption.mode === 'passphrase') return openWithPassphrase(target, config, access);
-  if (access.credentials) return openWithCredentials(target, config, access.credentials);
-  if (access.privateKey) return openWithPrivateKey(target, config, access.privateKey);
-  throw new ConfigError(`${target.description} needs --credentials (backup credentials file) or --key (a recipient's private key)`);
-}
-
-async function openWithCredentials(target: Target, config: RepoConfig, creds: Credentials): Promise<Repository> {
-  if (creds.repository !== config.id) {
-    throw new WrongKeyError(`the --credentials file belongs to repository ${creds.repository}, but ${target.description} is repository ${config.id}`);
-  }
-  const recipients: PublicKey[] = [];
-  for (const armored of creds.recipients) recipients.push(...(await readPublicKeys(armored, 'a recipient in --credentials')));
-  const expected = new Set(config.encryption.recipients.map((r) => r.fingerprint));
-  const given = new Set(recipients.map((k) => k.getFingerprint()));
-  if (expected.size !== given.size || [...expected].some((f) => !given.has(f))) {
-    throw new WrongKeyError(`the recipients in --credentials do not match the recipients recorded in ${target.description}/kbrackup.json`);
-  }
-  const secrets = deriveRepoSecrets(Buffer.from(creds.repoKey, 'base64'));
-  const unsealing = { privateKeys: [], passwords: [secrets.metadataPassword] };
-  await checkKey(target, config, unsealing);
-  return { target, config, secrets, contentSealing: { recipients, passwords: [] }, metaSealing: { recipients, passwords: [secrets.metadataPassword] }, unsealing };
-}
-
-async function openWithPrivateKey(target: Target, config: RepoConfig, privateKey: PrivateKey): Promise<Repository> {
-  const keyFile = await getSealedJson<KeyFile>(target, Layout.repoKey, { privateKeys: [privateKey], passwords: [] });
-  const secrets = deriveRepoSecrets(Buffer.from(keyFile.repoKey, 'base64'));
-  const recipients = [privateKey.toPublic()];
-  return {
-    target,
-    config,
-    secrets,
-    contentSealing: { recipients, passwords: [] },
-    metaSealing: { recipients, passwords: [secrets.metadataPassword] },
-    unsealing: { privateKeys: [privateKey], passwords: [secrets.metadataPassword] },
-  };
-}
-
-async function openWithPassphrase(target: Target, config: RepoConfig, access: Access): Promise<Repository> {
-  if (access.passphrase === undefined) throw new ConfigError(`${target.description} is a passphrase-only repository; pass --passphrase-file`);
-  let keyFile: KeyFile;
-  try {
-    keyFile = await getSealedJson<KeyFile>(target, Layout.passphraseKey, { privateKeys: [], passwords: [access.passphrase] });
-  } catch (err) {
-    if (err instanceof WrongKeyError) throw new WrongKeyError(`wrong passphrase for ${target.description}`, { cause: err });
-    throw err;
-  }
-  if (!keyFile.contentKey) throw new KbrackupError(`${Layout.passphraseKey} in ${target.description} is damaged: it holds no content key`);
-  const secrets = deriveRepoSecrets(Buffer.from(keyFile.repoKey, 'base64'));
-  const content = contentPassword(Buffer.from(keyFile.contentKey, 'base64'));
-  return {
-    target,
-    config,
-    secrets,
-    contentSealing: { recipients: [], passwords: [content] },
-    metaSealing: { recipients: [], passwords: [secrets.metadataPassword] },
-    unsealing: { privateKeys: [], passwords: [secrets.metadataPassword, content] },
-  };
-}
-
-/** Fail early, with exit code 12, when the repository key does not open this repository's metadata. */
-async function checkKey(target: Target, config: RepoConfig, unsealing: Unsealing): Promise<void> {
-  const check = await getSealedJson<{ repository: string }>(target, Layout.keyCheck, unsealing);
-  if (check.repository !== config.id) throw new WrongKeyError(`${target.description}: the key check object belongs to another repository`);
+/** Sort key of a snapshot name: its time, then the rest. */
+function snapshotOrder(name: string): string {
+  const p = parseSnapshotName(name)!;
+  return `${p.time}/${p.source}/${p.id}`;
 }

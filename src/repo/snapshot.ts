@@ -1,9 +1,5 @@
-import { IntegrityError, KbrackupError, NotFoundError } from '../errors.js';
-import type { Target } from '../targets/target.js';
-import type { Unsealing } from '../crypto/envelope.js';
-import { Layout, parseSnapshotName } from './layout.js';
-import { getSealedJson, putSealedBytes } from './objects.js';
-import type { Repository } from './repository.js';
+import { IntegrityError } from '../errors.js';
+import { compactTime, isId, isSource, parseSnapshotName } from './layout.js';
 
 /** The counters restic prints in its backup summary and stores with each snapshot. */
 export interface SnapshotSummary {
@@ -23,7 +19,25 @@ export interface SnapshotSummary {
   error_count: number;
 }
 
-/** A snapshot object: who, when, what, and which tree lists the files. Field names follow restic's JSON. */
+const SUMMARY_FIELDS: (keyof SnapshotSummary)[] = [
+  'files_new',
+  'files_changed',
+  'files_unmodified',
+  'dirs_new',
+  'dirs_changed',
+  'dirs_unmodified',
+  'data_added',
+  'data_added_packed',
+  'total_files_processed',
+  'total_bytes_processed',
+  'bytes_read',
+  'error_count',
+];
+
+/**
+ * A snapshot object: who, when, what, and the id of the root folder's tree. Field names follow
+ * restic's JSON. Its id, source and time are also in its object name, and must agree with it.
+ */
 export interface Snapshot {
   id: string;
   time: string;
@@ -43,61 +57,34 @@ export interface StoredSnapshot extends Snapshot {
   object: string;
 }
 
-/** Store a snapshot: the last write of a backup, after everything it references. */
-export async function writeSnapshot(repo: Repository, snapshot: Snapshot): Promise<string> {
-  const name = Layout.snapshot(snapshot.source, new Date(snapshot.time), snapshot.id);
-  await putSealedBytes(repo.target, name, Buffer.from(JSON.stringify(snapshot)), repo.metaSealing);
-  return name;
+function strings(x: unknown): boolean {
+  return Array.isArray(x) && x.every((s) => typeof s === 'string');
 }
 
-/** Every snapshot in the repository (optionally of one source), oldest first. */
-export async function listSnapshots(target: Target, unsealing: Unsealing, source?: string): Promise<StoredSnapshot[]> {
-  const names: string[] = [];
-  for await (const object of target.list(source ? `${Layout.snapshotsDir}/${source}` : Layout.snapshotsDir)) {
-    if (parseSnapshotName(object.name)) names.push(object.name);
+/**
+ * Check a decoded snapshot object field by field, and that it says what its name says: a snapshot
+ * copied under another source, time or id is refused, named.
+ */
+export function checkSnapshot(value: unknown, object: string): StoredSnapshot {
+  const fail = (field: string, what: string) => new IntegrityError(object, `field "${field}" ${what}`);
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new IntegrityError(object, 'is not a snapshot');
+  const s = value as Record<string, unknown>;
+  if (!isId(s.id)) throw fail('id', 'is not an id');
+  if (typeof s.time !== 'string' || Number.isNaN(Date.parse(s.time))) throw fail('time', 'is not a time');
+  if (typeof s.source !== 'string' || !isSource(s.source)) throw fail('source', 'is not a source name');
+  if (!strings(s.paths)) throw fail('paths', 'is not a list of strings');
+  if (typeof s.hostname !== 'string') throw fail('hostname', 'is not a string');
+  if (typeof s.username !== 'string') throw fail('username', 'is not a string');
+  if (!strings(s.tags)) throw fail('tags', 'is not a list of strings');
+  if (s.parent !== undefined && !isId(s.parent)) throw fail('parent', 'is not an id');
+  if (typeof s.program_version !== 'string') throw fail('program_version', 'is not a string');
+  if (!isId(s.tree)) throw fail('tree', 'is not a tree id');
+  const summary = s.summary as Record<string, unknown> | undefined;
+  if (summary === null || typeof summary !== 'object') throw fail('summary', 'is missing');
+  for (const f of SUMMARY_FIELDS) if (!Number.isSafeInteger(summary[f])) throw fail(`summary.${f}`, 'is not an integer');
+  const named = parseSnapshotName(object);
+  if (!named || named.id !== s.id || named.source !== s.source || named.time !== compactTime(new Date(s.time))) {
+    throw new IntegrityError(object, `is stored under a name that does not match what it holds (snapshot ${String(s.id).slice(0, 8)} of source ${String(s.source)} at ${String(s.time)})`);
   }
-  const out: StoredSnapshot[] = [];
-  // A few reads at a time: a repository may hold thousands of snapshots.
-  for (let i = 0; i < names.length; i += 8) {
-    const batch = await Promise.all(
-      names.slice(i, i + 8).map(async (object) => {
-        try {
-          return { ...(await getSealedJson<Snapshot>(target, object, unsealing)), object };
-        } catch (err) {
-          // Deleted by a concurrent forget between list and read: not an error.
-          if (err instanceof NotFoundError) return undefined;
-          throw err;
-        }
-      }),
-    );
-    for (const s of batch) if (s) out.push(s);
-  }
-  return out.sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
-}
-
-/** The newest snapshot of one source, read alone: object names start with the UTC time, so they sort by it. */
-export async function latestSnapshot(target: Target, unsealing: Unsealing, source: string): Promise<StoredSnapshot | undefined> {
-  let newest: string | undefined;
-  for await (const object of target.list(`${Layout.snapshotsDir}/${source}`)) {
-    if (parseSnapshotName(object.name) && (newest === undefined || object.name > newest)) newest = object.name;
-  }
-  if (newest === undefined) return undefined;
-  return { ...(await getSealedJson<Snapshot>(target, newest, unsealing)), object: newest };
-}
-
-/** Find a snapshot by id, unique id prefix, or `latest` (optionally of one source). */
-export async function findSnapshot(target: Target, unsealing: Unsealing, ref: string, source?: string): Promise<StoredSnapshot> {
-  const all = await listSnapshots(target, unsealing, source);
-  if (ref === 'latest') {
-    const latest = all.at(-1);
-    if (!latest) throw new KbrackupError(`${target.description} has no snapshots${source ? ` of source ${source}` : ''} yet`);
-    return latest;
-  }
-  if (!/^[0-9a-f]{1,64}$/.test(ref)) throw new KbrackupError(`"${ref}" is not a snapshot id; use an id (or unique prefix) from \`kbrackup snapshots\`, or latest`);
-  const matches = all.filter((s) => s.id.startsWith(ref));
-  if (matches.length === 0) throw new KbrackupError(`no snapshot ${ref} in ${target.description}; \`kbrackup snapshots\` lists them`);
-  if (matches.length > 1) throw new KbrackupError(`snapshot id prefix ${ref} is ambiguous (${matches.length} snapshots); give more characters`);
-  const found = matches[0] as StoredSnapshot;
-  if (!found.tree) throw new IntegrityError(found.object, 'names no tree');
-  return found;
+  return { ...(s as unknown as Snapshot), object };
 }

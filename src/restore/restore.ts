@@ -1,20 +1,24 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { appendFile, chmod, mkdir, chown, lchown, lstat, lutimes, mkdtemp, open, rename, rm, symlink, utimes, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { appendFile, lstat, mkdir, mkdtemp, rm, link, readFile } from 'node:fs/promises';
+import { createReadStream, lstatSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { join } from 'node:path';
 import { IntegrityError, KbrackupError } from '../errors.js';
-import { getSealed } from '../repo/objects.js';
+import { DiskIndex } from '../repo/index/disk-index.js';
+import type { BlobLocation } from '../repo/index/records.js';
 import type { Repository } from '../repo/repository.js';
 import type { StoredSnapshot } from '../repo/snapshot.js';
-import type { ChunkRef, DirEntry, FileEntry, TreeEntry } from '../repo/tree.js';
-import { readTree } from '../repo/tree-reader.js';
-import { BlobReader } from './blob-reader.js';
-import { SafeDirs, checkRelativePath } from './safe-path.js';
+import { decodeEntry, encodeEntry, type DirEntry, type FileEntry, type TreeEntry } from '../repo/tree/entry.js';
+import { childPath, displayName, fromBytes, fromText, parseDisplayed, toBytes, type ByteString } from '../repo/tree/names.js';
+import { TaskGroup } from '../util/task-group.js';
+import { LargeFileWriter, applyDirMeta, writeSymlink, writeWholeFile } from './files-writer.js';
+import { SafeDirs } from './safe-path.js';
+import { Selection, walkSnapshot, type SnapshotItem } from './tree-walk.js';
 
 /** What a restore is asked to do. */
 export interface RestoreOptions {
-  targetDir: string;
+  /** The folder to restore into (`--target`). */
+  destination: string;
+  /** Paths to restore (as `ls` shows them); empty = everything. */
   includes: string[];
   conflict: 'skip' | 'overwrite' | 'update' | 'abort';
   dryRun: boolean;
@@ -28,61 +32,82 @@ export interface RestoreSummary {
   files_skipped: number;
   dirs_restored: number;
   symlinks_restored: number;
+  hardlinks_restored: number;
   bytes_restored: number;
   total_duration: number;
 }
 
-const isRoot = process.getuid?.() === 0;
+/** Small files gathered before their blobs are located and fetched together. */
+const WINDOW_FILES = 4096;
+const WINDOW_BYTES = 16 * 1024 * 1024;
+/** Files whose single blob is at most this big are restored from memory with synchronous writes. */
+const WHOLE_MAX = 1024 * 1024;
+/** Content objects read at once. */
+const FETCHES = 4;
+/** Chunks of a large file whose requests are opened while the current one streams in. */
+const OPEN_AHEAD = 2;
+/** Hard-linked inodes remembered; past this, further links are restored as copies (with a warning). */
+const MAX_LINKED = 100_000;
 
-function seconds(ns: string): number {
-  return Number(BigInt(ns)) / 1e9;
+interface SmallJob {
+  dir: ByteString;
+  path: ByteString;
+  entry: FileEntry;
+  id: string;
+  tree: string;
 }
 
-function included(path: string, includes: string[]): boolean {
-  if (includes.length === 0) return true;
-  return includes.some((inc) => path === inc || path.startsWith(`${inc}/`) || inc.startsWith(`${path}/`));
-}
+/** One restore run: where it writes, what it has seen, and the steps. */
+class RestoreRun {
+  readonly summary: RestoreSummary = { files_restored: 0, files_skipped: 0, dirs_restored: 0, symlinks_restored: 0, hardlinks_restored: 0, bytes_restored: 0, total_duration: 0 };
+  private readonly dirs: SafeDirs;
+  private index: Promise<DiskIndex> | undefined;
+  private window: SmallJob[] = [];
+  private windowBytes = 0;
+  private readonly linked = new Map<string, ByteString>();
 
-async function applyMeta(path: string, entry: TreeEntry, handle?: FileHandle): Promise<void> {
-  const t = seconds(entry.mtime);
-  if (entry.type === 'symlink') {
-    if (isRoot) await lchown(path, entry.uid, entry.gid);
-    await lutimes(path, t, t);
-    return;
+  constructor(
+    private readonly repo: Repository,
+    private readonly options: RestoreOptions,
+    private readonly work: string,
+    private readonly warn: (message: string) => void,
+  ) {
+    this.dirs = new SafeDirs(fromText(options.destination));
   }
-  if (handle) {
-    if (isRoot) await handle.chown(entry.uid, entry.gid);
-    await handle.chmod(entry.mode);
-    await handle.utimes(t, t);
-    return;
+
+  private get dirsFile(): string {
+    return join(this.work, 'dirs');
   }
-  if (isRoot) await chown(path, entry.uid, entry.gid);
-  await chmod(path, entry.mode);
-  await utimes(path, t, t);
-}
 
-/** Restore a snapshot (or the parts of it named by includes) into a folder. */
-export async function runRestore(repo: Repository, snapshot: StoredSnapshot, options: RestoreOptions): Promise<RestoreSummary> {
-  const started = Date.now();
-  const summary: RestoreSummary = { files_restored: 0, files_skipped: 0, dirs_restored: 0, symlinks_restored: 0, bytes_restored: 0, total_duration: 0 };
-  const includes = options.includes.map((p) => p.replace(/^\/+|\/+$/g, '')).filter((p) => p !== '');
-  const reader = new BlobReader(repo.target, repo.unsealing);
-  const dirs = new SafeDirs(options.targetDir);
-  if (!options.dryRun) await mkdir(options.targetDir, { recursive: true });
-  const work = await mkdtemp(join(options.tempDir, 'kbrackup-restore-'));
-  const dirMeta = join(work, 'dirs.jsonl');
-  let dirCount = 0;
-  const tree = snapshot.tree;
+  private get linksFile(): string {
+    return join(this.work, 'links');
+  }
 
-  // Decides what happens to an existing path; true = write it.
-  const mayWrite = async (absolute: string, entry: TreeEntry): Promise<boolean> => {
-    const existing = await lstat(absolute, { bigint: true }).catch(() => undefined);
-    if (!existing) return true;
+  /** The repository's index, built on disk on first use. */
+  private locations(): Promise<DiskIndex> {
+    return (this.index ??= DiskIndex.buildFromRecords(this.work, this.repo.allIndexRecords()));
+  }
+
+  private async locate(id: string, path: ByteString, tree: string): Promise<BlobLocation> {
+    const loc = await (await this.locations()).lookup(Buffer.from(id, 'hex'));
+    if (!loc) throw new IntegrityError(tree, `${displayName(path)}: chunk ${id} is in no index object of the repository (\`kbrackup repair index\` rebuilds the index from the data)`);
+    return loc;
+  }
+
+  /** What happens to an existing path: true = write it. */
+  private mayWrite(absolute: ByteString, entry: TreeEntry): boolean {
+    let existing;
+    try {
+      existing = lstatSync(toBytes(absolute), { bigint: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;
+      throw err;
+    }
     if (entry.type === 'dir' && existing.isDirectory()) return true;
-    if (existing.isDirectory()) throw new KbrackupError(`${absolute} is a folder in the way of a ${entry.type} from the snapshot; move it away`);
-    switch (options.conflict) {
+    if (existing.isDirectory()) throw new KbrackupError(`${displayName(absolute)} is a folder in the way of a ${entry.type} from the snapshot; move it away`);
+    switch (this.options.conflict) {
       case 'abort':
-        throw new KbrackupError(`${absolute} already exists; choose --conflict skip|overwrite|update`);
+        throw new KbrackupError(`${displayName(absolute)} already exists; choose --conflict skip|overwrite|update`);
       case 'skip':
         return false;
       case 'update':
@@ -90,104 +115,172 @@ export async function runRestore(repo: Repository, snapshot: StoredSnapshot, opt
       case 'overwrite':
         return true;
     }
-  };
+  }
 
-  const restoreFile = async (entry: FileEntry, chunks: AsyncIterable<ChunkRef>): Promise<void> => {
-    const parts = checkRelativePath(entry.path, tree);
-    const parent = await dirs.ensure(parts.slice(0, -1), !options.dryRun);
-    const absolute = join(parent, parts.at(-1) as string);
-    if (!(await mayWrite(absolute, entry))) {
-      summary.files_skipped++;
-      for await (const _ of chunks) options.signal.throwIfAborted();
+  /** Restore one item of the walk. */
+  async item({ path, entry, tree }: SnapshotItem): Promise<void> {
+    this.options.signal.throwIfAborted();
+    const dry = this.options.dryRun;
+    if (entry.type === 'dir') {
+      this.summary.dirs_restored++;
+      if (dry) return;
+      this.dirs.ensure(path, true);
+      await appendFile(this.dirsFile, `${Buffer.from(path, 'latin1').toString('base64')}\t${encodeEntry(entry)}\n`);
       return;
     }
-    if (options.dryRun) {
-      for await (const _ of chunks) options.signal.throwIfAborted();
-      summary.files_restored++;
-      summary.bytes_restored += entry.size;
+    const parent = path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : '';
+    const dir = this.dirs.ensure(parent, !dry);
+    const absolute = childPath(dir, entry.name);
+    if (!this.mayWrite(absolute, entry)) {
+      if (entry.type === 'file') this.summary.files_skipped++;
       return;
     }
-    const temp = join(parent, `.kbrackup-${randomBytes(6).toString('hex')}`);
-    const handle = await open(temp, 'wx', 0o600);
-    try {
-      const hash = createHash('sha256');
-      let size = 0;
-      for await (const ref of chunks) {
-        options.signal.throwIfAborted();
-        for await (const data of await reader.open(ref)) {
-          const buf = data as Buffer;
-          hash.update(buf);
-          size += buf.length;
-          await handle.write(buf, 0, buf.length, null);
+    if (entry.type === 'symlink') {
+      this.summary.symlinks_restored++;
+      if (!dry) writeSymlink(absolute, entry);
+      return;
+    }
+    if (entry.links !== undefined && entry.links > 1) {
+      const key = `${entry.dev}:${entry.ino}`;
+      const first = this.linked.get(key);
+      if (first !== undefined) {
+        this.summary.hardlinks_restored++;
+        if (!dry) await appendFile(this.linksFile, `${Buffer.from(first, 'latin1').toString('base64')}\t${Buffer.from(absolute, 'latin1').toString('base64')}\n`);
+        return;
+      }
+      if (this.linked.size < MAX_LINKED) this.linked.set(key, absolute);
+      else this.warn(`${displayName(path)}: more than ${MAX_LINKED} hard-linked files; restoring it as a copy`);
+    }
+    this.summary.files_restored++;
+    this.summary.bytes_restored += entry.size;
+    if (dry) return;
+    const parts = 'parts' in entry.content ? entry.content.parts : undefined;
+    if (parts && parts.length <= 1 && entry.size <= WHOLE_MAX && (parts.length === 0 || 'id' in parts[0]!)) {
+      if (parts.length === 0) return writeWholeFile(dir, path, entry, undefined, tree);
+      this.window.push({ dir, path, entry, id: (parts[0] as { id: string }).id, tree });
+      this.windowBytes += entry.size;
+      if (this.window.length >= WINDOW_FILES || this.windowBytes >= WINDOW_BYTES) await this.flushSmall();
+      return;
+    }
+    await this.restoreLarge(dir, path, entry, tree);
+  }
+
+  /**
+   * Restore the gathered small files: locate their blobs, group them by content object and bundle
+   * (restic's restorer plans per pack), read each object's wanted bundles in one pass, a few objects at
+   * once, and write each file as its blob arrives.
+   */
+  async flushSmall(): Promise<void> {
+    const jobs = this.window;
+    this.window = [];
+    this.windowBytes = 0;
+    if (jobs.length === 0) return;
+    const locs = await Promise.all(jobs.map((j) => this.locate(j.id, j.path, j.tree)));
+    const byObject = new Map<string, { wanted: Map<string, { id: Buffer; loc: BlobLocation }>; jobs: Map<string, SmallJob[]> }>();
+    jobs.forEach((job, i) => {
+      const loc = locs[i]!;
+      const key = `${loc.kind}/${loc.objectId}`;
+      let group = byObject.get(key);
+      if (!group) byObject.set(key, (group = { wanted: new Map(), jobs: new Map() }));
+      if (!group.wanted.has(job.id)) group.wanted.set(job.id, { id: Buffer.from(job.id, 'hex'), loc });
+      const list = group.jobs.get(job.id);
+      if (list) list.push(job);
+      else group.jobs.set(job.id, [job]);
+    });
+    const tasks = new TaskGroup(FETCHES, this.options.signal);
+    for (const group of byObject.values()) {
+      const wanted = [...group.wanted.values()].sort((a, b) => a.loc.bundleOffset - b.loc.bundleOffset || a.loc.blobOffset - b.loc.blobOffset);
+      await tasks.run(async (signal) => {
+        for await (const blob of this.repo.readBlobs(wanted)) {
+          signal.throwIfAborted();
+          for (const job of group.jobs.get(blob.id.toString('hex'))!) writeWholeFile(job.dir, job.path, job.entry, blob.data, job.tree);
         }
+      });
+    }
+    await tasks.wait();
+  }
+
+  /**
+   * Restore a large file chunk by chunk in order, streaming each chunk's pieces into the file's hidden
+   * temp file (memory stays a few pieces whatever the chunk size) while the next chunks' requests are
+   * already open. A chunk is checked against its id when it ends; any mismatch removes the temp file, so
+   * the restored file never appears with bytes the owner's backups did not write.
+   */
+  private async restoreLarge(dir: ByteString, path: ByteString, entry: FileEntry, tree: string): Promise<void> {
+    const writer = new LargeFileWriter(dir, path, entry, tree);
+    await writer.openFile();
+    const ahead: (Promise<AsyncGenerator<Buffer>> | number)[] = [];
+    const open = (id: string): Promise<AsyncGenerator<Buffer>> => {
+      const opened = (async () => this.repo.openBlob({ id: Buffer.from(id, 'hex'), loc: await this.locate(id, path, tree) }))();
+      opened.catch(() => undefined);
+      return opened;
+    };
+    const drain = async (keep: number): Promise<void> => {
+      while (ahead.length > keep) {
+        const next = ahead.shift()!;
+        if (typeof next === 'number') writer.hole(next);
+        else for await (const piece of await next) await writer.data(piece);
       }
-      if (size !== entry.size || hash.digest('hex') !== entry.sha256) {
-        throw new IntegrityError(tree, `${entry.path}: restored content does not match its recorded size and SHA-256`);
+    };
+    try {
+      for await (const part of this.repo.contentParts(entry)) {
+        this.options.signal.throwIfAborted();
+        ahead.push('hole' in part ? part.hole : open(part.id));
+        await drain(OPEN_AHEAD);
       }
-      await applyMeta(temp, entry, handle);
-      await handle.close();
-      await rename(temp, absolute);
+      await drain(0);
+      await writer.finish();
     } catch (err) {
-      await handle.close().catch(() => undefined);
-      await rm(temp, { force: true });
+      // Requests opened ahead are closed, not left to time out.
+      for (const a of ahead) if (typeof a !== 'number') void a.then((g) => g.return(undefined)).catch(() => undefined);
+      await writer.abort();
       throw err;
     }
-    summary.files_restored++;
-    summary.bytes_restored += entry.size;
-  };
+  }
 
+  /** Hard links, once their first name is restored. */
+  async links(): Promise<void> {
+    const lines = await readFile(this.linksFile, 'utf8').catch(() => '');
+    if (lines === '') return;
+    for await (const line of createInterface({ input: createReadStream(this.linksFile), crlfDelay: Infinity })) {
+      const [first, other] = line.split('\t').map((b) => fromBytes(Buffer.from(b!, 'base64')));
+      await rm(toBytes(other!), { force: true });
+      await link(toBytes(first!), toBytes(other!));
+    }
+  }
+
+  /** Folder modes and times last: writing into a folder changes its mtime, and a read-only folder takes no files. */
+  async dirMeta(): Promise<void> {
+    if (!(await lstat(this.dirsFile).catch(() => undefined))) return;
+    for await (const line of createInterface({ input: createReadStream(this.dirsFile), crlfDelay: Infinity })) {
+      const tab = line.indexOf('\t');
+      const path = fromBytes(Buffer.from(line.slice(0, tab), 'base64'));
+      const entry = decodeEntry(line.slice(tab + 1), this.dirsFile, 0) as DirEntry;
+      await applyDirMeta(this.dirs.ensure(path, false), entry);
+    }
+  }
+
+  async close(): Promise<void> {
+    await (await this.index?.catch(() => undefined))?.close();
+  }
+}
+
+/** Restore a snapshot (or the parts of it named by includes) into a folder. */
+export async function runRestore(repo: Repository, snapshot: StoredSnapshot, options: RestoreOptions, warn: (message: string) => void = () => undefined): Promise<RestoreSummary> {
+  const started = Date.now();
+  const includes = options.includes.map((p) => parseDisplayed(p.replace(/^\/+|\/+$/g, ''))).filter((p) => p !== '');
+  if (!options.dryRun) await mkdir(options.destination, { recursive: true });
+  const work = await mkdtemp(join(options.tempDir, 'kbrackup-restore-'));
+  const run = new RestoreRun(repo, options, work, warn);
   try {
-    const lines = readTree(await getSealed(repo.target, tree, repo.unsealing), tree)[Symbol.asyncIterator]();
-    // A file's chunks are pulled from the tree as they are restored: memory stays flat for huge files.
-    async function* chunksOf(entry: FileEntry): AsyncGenerator<ChunkRef> {
-      for (let i = 0; i < entry.chunks; i++) {
-        const next = await lines.next();
-        if (next.done || next.value.kind !== 'chunk') throw new IntegrityError(tree, `${entry.path}: chunk lines missing`);
-        yield next.value.ref;
-      }
-    }
-    for (;;) {
-      options.signal.throwIfAborted();
-      const next = await lines.next();
-      if (next.done) break;
-      if (next.value.kind === 'chunk') throw new IntegrityError(tree, 'has a chunk line outside a file');
-      const entry = next.value.entry;
-      if (!included(entry.path, includes)) {
-        if (entry.type === 'file') for await (const _ of chunksOf(entry));
-        continue;
-      }
-      if (entry.type === 'file') {
-        await restoreFile(entry, chunksOf(entry));
-        continue;
-      }
-      const parts = checkRelativePath(entry.path, tree);
-      if (entry.type === 'dir') {
-        summary.dirs_restored++;
-        if (options.dryRun) continue;
-        await dirs.ensure(parts, true);
-        await appendFile(dirMeta, `${JSON.stringify(entry)}\n`);
-        dirCount++;
-        continue;
-      }
-      const parent = await dirs.ensure(parts.slice(0, -1), !options.dryRun);
-      const absolute = join(parent, parts.at(-1) as string);
-      if (!(await mayWrite(absolute, entry))) continue;
-      summary.symlinks_restored++;
-      if (options.dryRun) continue;
-      await rm(absolute, { force: true });
-      await symlink(entry.target, absolute);
-      await applyMeta(absolute, entry);
-    }
-    // Folder modes and times last: writing into a folder changes its mtime, and a read-only folder takes no files.
-    if (dirCount > 0) {
-      for await (const line of createInterface({ input: createReadStream(dirMeta), crlfDelay: Infinity })) {
-        const entry = JSON.parse(line) as DirEntry;
-        await applyMeta(await dirs.ensure(checkRelativePath(entry.path, tree), false), entry);
-      }
-    }
+    for await (const item of walkSnapshot(repo, snapshot.tree, new Selection(includes))) await run.item(item);
+    await run.flushSmall();
+    await run.links();
+    await run.dirMeta();
   } finally {
+    await run.close();
     await rm(work, { recursive: true, force: true });
   }
-  summary.total_duration = (Date.now() - started) / 1000;
-  return summary;
+  run.summary.total_duration = (Date.now() - started) / 1000;
+  return run.summary;
 }

@@ -1,47 +1,48 @@
-import { lstat, mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { lstatSync, mkdirSync } from 'node:fs';
 import { KbrackupError } from '../errors.js';
+import { childPath, displayName, toBytes, type ByteString } from '../repo/tree/names.js';
 
-/** A manifest path is trusted only after this: relative, no `.`/`..` segments, no NUL. */
-export function checkRelativePath(path: string, object: string): string[] {
-  const parts = path.split('/');
-  if (path === '' || path.startsWith('/') || path.includes('\0') || parts.some((p) => p === '' || p === '.' || p === '..')) {
-    throw new KbrackupError(`${object} lists the unsafe path ${JSON.stringify(path)}; refusing to restore outside --target`);
-  }
-  return parts;
-}
-
-/** Folders already checked to be real folders inside the target; bounded so huge trees don't grow memory. */
+/** Folders already checked to be real folders inside the destination; bounded so huge trees don't grow memory. */
 const CACHE_LIMIT = 4096;
 
 /**
- * Creates parent folders inside the restore target, checking each component is a real folder and not
- * a symlink — a manifest that restores `a -> /etc` and then `a/passwd` must not write to /etc.
+ * Creates folders inside the restore destination, checking each component is a real folder and not
+ * a symlink: a snapshot that restores `a -> /etc` and then `a/passwd` must not write to /etc. Names
+ * come from tree entries, which refuse `/`, `.`, `..` and NUL (repo/tree/entry.ts), so a path built
+ * here never leaves the destination.
  */
 export class SafeDirs {
-  private readonly checked = new Set<string>();
+  private readonly checked = new Set<ByteString>();
 
-  constructor(private readonly root: string) {}
+  constructor(private readonly root: ByteString) {}
 
-  /** Make sure the folder `parts` (relative to the root) exists as a real folder; returns its absolute path. */
-  async ensure(parts: string[], create: boolean): Promise<string> {
+  /** Make sure the folder `path` (relative, "" = the destination) exists as a real folder; returns its absolute path. */
+  ensure(path: ByteString, create: boolean): ByteString {
     let current = this.root;
+    if (path === '') return current;
+    const parts = path.split('/');
+    if (parts.some((p) => p === '' || p === '.' || p === '..' || p.includes('\0'))) {
+      throw new KbrackupError(`refusing the unsafe path ${JSON.stringify(displayName(path))}: it would leave the restore destination`);
+    }
+    if (!create) return childPath(this.root, path);
     for (const part of parts) {
-      current = join(current, part);
+      current = childPath(current, part);
       if (this.checked.has(current)) continue;
-      const stat = await lstat(current).catch((err: NodeJS.ErrnoException) => {
-        if (err.code === 'ENOENT') return undefined;
-        throw err;
-      });
+      let stat;
+      try {
+        stat = lstatSync(toBytes(current));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
       if (stat === undefined) {
-        if (!create) return current;
-        await mkdir(current).catch((err: NodeJS.ErrnoException) => {
-          if (err.code !== 'EEXIST') throw err;
-        });
-        const again = await lstat(current);
-        if (!again.isDirectory()) throw new KbrackupError(`${current} is not a folder; refusing to restore through it`);
+        try {
+          mkdirSync(toBytes(current), 0o700);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        }
+        if (!lstatSync(toBytes(current)).isDirectory()) throw new KbrackupError(`${displayName(current)} is not a folder; refusing to restore through it`);
       } else if (!stat.isDirectory()) {
-        throw new KbrackupError(`${current} is ${stat.isSymbolicLink() ? 'a symlink' : 'not a folder'}; refusing to restore through it`);
+        throw new KbrackupError(`${displayName(current)} is ${stat.isSymbolicLink() ? 'a symlink' : 'not a folder'}; refusing to restore through it`);
       }
       if (this.checked.size >= CACHE_LIMIT) this.checked.clear();
       this.checked.add(current);

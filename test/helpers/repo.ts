@@ -26,6 +26,6 @@ export async function makeFixture(initArgs: string[] = []): Promise<Fixture> {
   const owner = join(dir, 'keys', 'owner');
   expectCode(await runCli(['keygen', '--out', owner]), 0);
   const cred = join(dir, 'backup.cred');
-  expectCode(await runCli(['init', '--repo', repo, '--recipient', `${owner}.pub.asc`, '--credentials-out', cred, ...initArgs]), 0);
+  expectCode(await runCli(['init', '--repo', repo, '--key', `${owner}.key.asc`, '--credentials-out', cred, ...initArgs]), 0);
   return { dir, repo, pub: `${owner}.pub.asc`, key: `${owner}.key.asc`, cred, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }

@@ -10,7 +10,7 @@ import { pushMetrics } from '../../observe/metrics.js';
 import type { RunReport } from '../../observe/report.js';
 import type { SnapshotSummary } from '../../repo/snapshot.js';
 import { sanitizeSource } from '../../repo/layout.js';
-import { openFromConfig, targetFromConfig, type CommandContext } from '../context.js';
+import { openFromConfig, targetFromConfig, withLock, type CommandContext } from '../context.js';
 import { PROGRAM_VERSION } from '../version.js';
 import { memoryLimit, type ThreadSetting } from '../../util/memory-limit.js';
 import { startProgress } from '../progress-reporter.js';
@@ -66,12 +66,12 @@ async function backupToRepository(ctx: CommandContext, root: string, source: str
     logger.info(`memory limit ${formatSize(memoryLimit())}: large files are cut and hashed on the main thread (--chunk-thread on adds a second thread of ~9 MiB)`);
   }
   try {
-    const repo = await openFromConfig(config, target);
+    const repo = await openFromConfig(ctx, target);
     const progress = new Progress();
     const stop = startProgress(progress, json, ctx.print, logger);
     let result;
     try {
-      result = await runBackup(
+      result = await withLock(ctx, repo, false, 'backup', () => runBackup(
         repo,
         {
           root,
@@ -99,7 +99,7 @@ async function backupToRepository(ctx: CommandContext, root: string, source: str
           },
         },
         progress,
-      );
+      ));
     } finally {
       stop();
     }

@@ -1,7 +1,6 @@
 import { resolve } from 'node:path';
 import { formatSize } from '../../config/sizes.js';
 import { ConfigError } from '../../errors.js';
-import { findSnapshot } from '../../repo/snapshot.js';
 import { runRestore } from '../../restore/restore.js';
 import { openFromConfig, required, targetFromConfig, type CommandContext } from '../context.js';
 
@@ -12,21 +11,21 @@ export async function restore(ctx: CommandContext): Promise<number> {
   const targetDir = resolve(required(config, 'target', 'restore'));
   const target = await targetFromConfig(ctx);
   try {
-    const repo = await openFromConfig(config, target);
-    const snap = await findSnapshot(repo.target, repo.unsealing, ctx.positionals[0] as string, config.get('source') || undefined);
+    const repo = await openFromConfig(ctx, target);
+    const snap = await repo.findSnapshot(ctx.positionals[0] as string, config.get('source') || undefined);
     const summary = await runRestore(repo, snap, {
-      targetDir,
+      destination: targetDir,
       includes: config.get('include'),
       conflict: config.get('conflict') as 'skip' | 'overwrite' | 'update' | 'abort',
       dryRun: config.get('dryRun'),
       tempDir: config.get('tempDir'),
       signal: ctx.signal,
-    });
+    }, (message) => ctx.logger.warn(message));
     if (config.get('json')) {
       ctx.print(JSON.stringify({ message_type: 'summary', dry_run: config.get('dryRun'), snapshot_id: snap.id, ...summary }));
     } else {
       ctx.print(
-        `${config.get('dryRun') ? 'would restore' : 'restored'} snapshot ${snap.id.slice(0, 8)} to ${targetDir}: ${summary.files_restored} files (${formatSize(summary.bytes_restored)}), ${summary.dirs_restored} folders, ${summary.symlinks_restored} symlinks${summary.files_skipped ? `, ${summary.files_skipped} existing files skipped` : ''} in ${summary.total_duration.toFixed(1)}s`,
+        `${config.get('dryRun') ? 'would restore' : 'restored'} snapshot ${snap.id.slice(0, 8)} to ${targetDir}: ${summary.files_restored} files (${formatSize(summary.bytes_restored)}), ${summary.dirs_restored} folders, ${summary.symlinks_restored} symlinks${summary.hardlinks_restored ? `, ${summary.hardlinks_restored} hard links` : ''}${summary.files_skipped ? `, ${summary.files_skipped} existing files skipped` : ''} in ${summary.total_duration.toFixed(1)}s`,
       );
     }
     return 0;

@@ -1,12 +1,11 @@
-import { listSnapshots } from '../../repo/snapshot.js';
 import { openFromConfig, targetFromConfig, type CommandContext } from '../context.js';
 
 /** `snapshots`: list snapshots, as a table or restic's JSON array. */
 export async function snapshots(ctx: CommandContext): Promise<number> {
   const target = await targetFromConfig(ctx);
   try {
-    const repo = await openFromConfig(ctx.config, target);
-    const list = await listSnapshots(repo.target, repo.unsealing, ctx.config.get('source') || undefined);
+    const repo = await openFromConfig(ctx, target);
+    const list = await repo.listSnapshots(ctx.config.get('source') || undefined);
     if (ctx.config.get('json')) {
       ctx.print(
         JSON.stringify(
