@@ -51,7 +51,7 @@ export function describeFd(fd: number): string {
   }
 }
 
-/** A path argument as text for messages. */
-export function describePath(path: string | Buffer): string {
-  return typeof path === 'string' ? path : path.toString('utf8');
+/** A path or attribute name as text for messages; bytes that are not UTF-8 become U+FFFD, as in Node's. */
+export function asText(bytes: string | Buffer): string {
+  return typeof bytes === 'string' ? bytes : bytes.toString('utf8');
 }

@@ -158,26 +158,20 @@ static napi_value read_sized(napi_env env, const subject_t *subject, const char 
   return last_errno(env);
 }
 
-/* getxattr(fd | path, name): Buffer, or -errno. */
-static napi_value js_getxattr(napi_env env, napi_callback_info info) {
+/* getxattr(fd | path, name) with a name, listxattr(fd | path) without: a Buffer (names NUL-terminated), or -errno. */
+static napi_value read_call(napi_env env, napi_callback_info info, bool with_name) {
   napi_value argv[2];
-  if (!get_args(env, info, 2, argv)) return NULL;
+  if (!get_args(env, info, with_name ? 2 : 1, argv)) return NULL;
   subject_t subject;
   char name[ATTR_NAME_MAX + 1];
-  int rc = get_subject_name(env, argv, &subject, name);
+  int rc = with_name ? get_subject_name(env, argv, &subject, name) : get_subject(env, argv[0], &subject);
   if (rc == THROWN) return NULL;
-  return rc < 0 ? number(env, rc) : read_sized(env, &subject, name);
+  return rc < 0 ? number(env, rc) : read_sized(env, &subject, with_name ? name : NULL);
 }
 
-/* listxattr(fd | path): Buffer of NUL-terminated names, or -errno. */
-static napi_value js_listxattr(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  if (!get_args(env, info, 1, argv)) return NULL;
-  subject_t subject;
-  int rc = get_subject(env, argv[0], &subject);
-  if (rc == THROWN) return NULL;
-  return rc < 0 ? number(env, rc) : read_sized(env, &subject, NULL);
-}
+static napi_value js_getxattr(napi_env env, napi_callback_info info) { return read_call(env, info, true); }
+
+static napi_value js_listxattr(napi_env env, napi_callback_info info) { return read_call(env, info, false); }
 
 /* setxattr(fd | path, name, value): 0, or -errno. Creates or replaces. */
 static napi_value js_setxattr(napi_env env, napi_callback_info info) {

@@ -4,7 +4,7 @@
  * paths are bytes (Buffers), as Linux has them; strings work too and are taken as UTF-8.
  */
 import { native, requireNative, type Native } from './addon.js';
-import { describeFd, describePath, SystemError } from './errors.js';
+import { asText, describeFd, SystemError } from './errors.js';
 
 /** A file's path: a Buffer for any name Linux allows (not only UTF-8), or a string. */
 export type FilePath = string | Buffer;
@@ -81,6 +81,6 @@ function set(subject: Subject, name: XattrName, value: Uint8Array): void {
 /** Throws the Node-style error for a negative errno, naming the call as the C library does (l… for paths, f… for fds). */
 function fail(n: Native, negativeErrno: number, call: string, subject: Subject, name?: XattrName): never {
   const byFd = typeof subject === 'number';
-  const where = byFd ? describeFd(subject) : describePath(subject);
-  throw new SystemError(n, -negativeErrno, `${byFd ? 'f' : 'l'}${call}`, where, name === undefined ? '' : `(${describePath(name)})`);
+  const where = byFd ? describeFd(subject) : asText(subject);
+  throw new SystemError(n, -negativeErrno, `${byFd ? 'f' : 'l'}${call}`, where, name === undefined ? '' : `(${asText(name)})`);
 }
