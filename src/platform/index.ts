@@ -1,0 +1,15 @@
+/**
+ * What Linux file systems offer that Node's fs does not: the holes of sparse files (SEEK_DATA /
+ * SEEK_HOLE) and extended attributes that never follow symlinks, through a small Node-API addon.
+ *
+ *   for (const { offset, length } of dataExtents(fd, stat.size)) ...read and store that range...
+ *   for (const name of listXattrs(path)) attrs.push([name, getXattr(path, name)]);
+ *   fsetXattr(tempFd, name, value); // restore, before the rename
+ *
+ * Without the addon (a build that did not compile it), dataExtents gives one extent and the xattr
+ * calls throw NativeUnavailableError; system errors are SystemError with Node's code, syscall and path.
+ */
+export { addonUnavailableReason } from './addon.js';
+export { NativeUnavailableError, SystemError } from './errors.js';
+export { dataExtents, seekData, seekHole, sparseSupported, type Extent } from './sparse.js';
+export { fgetXattr, flistXattrs, fsetXattr, getXattr, listXattrs, setXattr, xattrSupported, type FilePath, type XattrName } from './xattr.js';
