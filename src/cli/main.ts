@@ -25,6 +25,7 @@ const COMMANDS: Record<string, Command> = {
   snapshots: { run: async (ctx) => (await import('./commands/snapshots.js')).snapshots(ctx), usage: 'snapshots --repo REPO (--credentials F | --key F) [--json]', options: [...COMMON, 'source', ...S3, ...SFTP] },
   ls: { run: async (ctx) => (await import('./commands/ls.js')).ls(ctx), usage: 'ls --repo REPO (--credentials F | --key F) SNAPSHOT|latest', options: [...COMMON, 'source', ...S3, ...SFTP] },
   repair: { run: async (ctx) => (await import('./commands/repair.js')).repair(ctx), usage: 'repair index --repo REPO --credentials F', options: [...COMMON, ...S3, ...SFTP] },
+  'snapshot-backup': { run: async (ctx) => (await import('./commands/snapshot-backup.js')).snapshotBackup(ctx), usage: 'snapshot-backup --plan FILE (in a pod: snapshot PVCs, back up clones of them, delete the clones)', options: ['snapshotPlan', 'snapshotTimeout', 'partialExitCode', 'json', 'logLevel'] },
   'metrics-prune': { run: async (ctx) => (await import('./commands/metrics-prune.js')).metricsPrune(ctx), usage: 'metrics-prune --pushgateway URL --keep SOURCE=REPOSITORY...', options: ['pushgateway', 'keep', 'json', 'logLevel'] },
   restore: { run: async (ctx) => (await import('./commands/restore.js')).restore(ctx), usage: 'restore --repo REPO --key owner.key.asc [--passphrase-file F] SNAPSHOT|latest --target DIR', options: [...COMMON, 'target', 'include', 'conflict', 'dryRun', 'source', ...S3, ...SFTP] },
 };

@@ -72,6 +72,8 @@ export const schema = {
   retries: { doc: 'How many times a transient storage error is retried', format: 'nat', default: 6, env: 'KBRACKUP_RETRIES', arg: 'retries' },
   pushgateway: { doc: 'Prometheus Pushgateway URL; metrics are pushed at the end of each run when set', format: 'optional-string', default: '', env: 'KBRACKUP_PUSHGATEWAY_URL', arg: 'pushgateway' },
   keep: { doc: 'metrics-prune: SOURCE=REPOSITORY of each backup set that still pushes metrics (comma-separated in env)', format: Array, default: [] as string[], env: 'KBRACKUP_METRICS_KEEP', arg: 'keep' },
+  snapshotPlan: { doc: 'snapshot-backup: the plan the chart renders (backup Job + volumes to take from CSI snapshots)', format: 'optional-string', default: '', env: 'KBRACKUP_SNAPSHOT_PLAN', arg: 'plan' },
+  snapshotTimeout: { doc: 'snapshot-backup: seconds a VolumeSnapshot may take to become readyToUse', format: 'nat', default: 600, env: 'KBRACKUP_SNAPSHOT_TIMEOUT', arg: 'snapshot-timeout' },
   kubernetes: { doc: 'Kubernetes integration (Events, Lease): auto = when running in a cluster', format: ['auto', 'on', 'off'], default: 'auto', env: 'KBRACKUP_KUBERNETES', arg: 'kubernetes' },
 };
 
