@@ -25,7 +25,7 @@ export const OWNER_LABEL = 'kbrackup.io/snapshot-job';
 interface VolumeSnapshot {
   apiVersion: string;
   kind: 'VolumeSnapshot';
-  metadata: { name: string; namespace: string; labels?: Record<string, string>; ownerReferences?: V1OwnerReference[] };
+  metadata: { name: string; namespace: string; labels?: Record<string, string>; ownerReferences?: V1OwnerReference[]; deletionTimestamp?: string };
   spec: { source: { persistentVolumeClaimName: string }; volumeSnapshotClassName?: string };
   status?: { readyToUse?: boolean; restoreSize?: string; error?: { message?: string } };
 }
@@ -96,10 +96,12 @@ export class SnapshotBackup {
   }
 
   /** An object that exists already may be reused only if a previous try of this same Job made it (the pod was retried). */
-  #reusable(kind: string, name: string, labels: Record<string, string> | undefined): void {
-    if (labels?.[OWNER_LABEL] !== this.#options.owner.jobName) {
+  #reusable(kind: string, name: string, metadata: { labels?: Record<string, string>; deletionTimestamp?: unknown } | undefined): void {
+    if (metadata?.labels?.[OWNER_LABEL] !== this.#options.owner.jobName) {
       throw new SnapshotBackupError(`${kind} ${this.#ns}/${name} exists and was not made by Job ${this.#options.owner.jobName}; refusing to touch it`);
     }
+    // An evicted earlier try deleted it on its way out: it is going, so it cannot be used.
+    if (metadata.deletionTimestamp) throw new SnapshotBackupError(`${kind} ${this.#ns}/${name} of an earlier try is still being deleted; the next run makes a new one`);
     this.#logger.info(`${kind} ${this.#ns}/${name} exists from an earlier try of this Job; using it`);
   }
 
@@ -155,7 +157,7 @@ export class SnapshotBackup {
       const existing = (await this.#api.custom.getNamespacedCustomObject({ ...ref, name }, this.#api.options).catch((e: unknown) => {
         throw apiError('GET', `volumesnapshots/${name}`, e);
       })) as VolumeSnapshot;
-      this.#reusable('VolumeSnapshot', name, existing.metadata?.labels);
+      this.#reusable('VolumeSnapshot', name, existing.metadata);
       this.#snapshots.push(name);
     }
     return this.#waitReady(name);
@@ -209,7 +211,7 @@ export class SnapshotBackup {
       const existing = await this.#api.core.readNamespacedPersistentVolumeClaim({ name, namespace: this.#ns }, this.#api.options).catch((e: unknown) => {
         throw apiError('GET', `persistentvolumeclaims/${name}`, e);
       });
-      this.#reusable('PersistentVolumeClaim', name, existing.metadata?.labels);
+      this.#reusable('PersistentVolumeClaim', name, existing.metadata);
     }
     this.#claims.push(name);
     return name;
@@ -241,7 +243,7 @@ export class SnapshotBackup {
       const existing = await this.#api.batch.readNamespacedJob({ name, namespace: this.#ns }, this.#api.options).catch((e: unknown) => {
         throw apiError('GET', `jobs/${name}`, e);
       });
-      this.#reusable('Job', name, existing.metadata?.labels);
+      this.#reusable('Job', name, existing.metadata);
     }
     this.#job = name;
     const outcome = await this.#waitForJob(name);
