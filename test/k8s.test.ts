@@ -16,6 +16,7 @@ import { leaseName, RepositoryLease } from '../src/k8s/lease.js';
 import { childName, SnapshotBackup, SnapshotBackupError, type SnapshotBackupOptions } from '../src/k8s/snapshot-backup.js';
 import { validatePlan } from '../src/k8s/snapshot-plan.js';
 import { FakeApiServer } from './helpers/fake-apiserver.js';
+import { byKind, CI, render } from './helpers/helm.js';
 import { waitUntil } from './helpers/wait.js';
 
 /** A pino logger whose lines the test can read. */
@@ -478,6 +479,20 @@ describe('volume snapshot backups against a fake API server (client-node)', () =
       return true;
     });
     assert.equal(fake.requests('POST', '/jobs').length, 0);
+  });
+
+  test("the chart's rendered plan drives the flow: its backup Job is created with the clone in place of the live PVC", async () => {
+    cluster();
+    const rendered = byKind(render(`${CI}/snapshot-values.yaml`), 'ConfigMap')[0]!;
+    const chartPlan = validatePlan(JSON.parse(rendered.data['plan.json']), 'rendered plan');
+    assert.equal(await flow({ plan: chartPlan }).run(), 0);
+    const [job] = fake.requests('POST', '/jobs');
+    const volumes = job?.body.spec.template.spec.volumes as Array<{ name: string; persistentVolumeClaim?: { claimName: string } }>;
+    assert.equal(volumes.find((v) => v.name === 'source-pgdata')?.persistentVolumeClaim?.claimName, 'kb-kbrackup-db-29000000-source-pgdata');
+    assert.equal(volumes.find((v) => v.name === 'source-config')?.persistentVolumeClaim?.claimName, 'pg-config', 'plain PVC sources stay');
+    assert.equal(job?.body.spec.template.spec.containers[0].args[0], 'backup');
+    assert.equal(job?.body.spec.template.spec.automountServiceAccountToken, true, 'the backup pod records Events and holds the Lease');
+    assert.equal(job?.body.metadata.labels['kbrackup.io/snapshot-job'], owner.jobName);
   });
 
   test('names stay DNS labels of at most 63 characters', () => {
