@@ -7,6 +7,7 @@ export const ExitCode = {
   locked: 11,
   wrongKey: 12,
   cancelled: 130,
+  terminated: 143,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -87,11 +88,16 @@ export class LockedError extends KbrackupError {
   }
 }
 
-/** The run was stopped by a signal: SIGTERM (Kubernetes stopping the pod) exits 1, SIGINT 130 like restic. */
+/** The exit code for a signal: 130 for SIGINT (like restic), 143 (128 + 15) for SIGTERM, so a stopped pod is told apart from a failed run. */
+export function signalExitCode(signal: string): ExitCodeValue {
+  return signal === 'SIGINT' ? ExitCode.cancelled : ExitCode.terminated;
+}
+
+/** The run was stopped by a signal: SIGTERM (Kubernetes stopping the pod) exits 143, SIGINT 130. */
 export class CancelledError extends KbrackupError {
   readonly signal: string;
   constructor(signal: string) {
-    super(`stopped by ${signal}; no snapshot was written, earlier snapshots are intact`, signal === 'SIGINT' ? ExitCode.cancelled : ExitCode.failed);
+    super(`stopped by ${signal}; no snapshot was written, earlier snapshots are intact`, signalExitCode(signal));
     this.signal = signal;
   }
 }

@@ -16,13 +16,15 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { waitUntil } from './helpers/wait.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BASE_IMAGE = 'localhost/kbrackup-test/node:24';
 const BUILD_BASE_IMAGE = 'localhost/kbrackup-test/node:24-build';
-const IMAGE = 'localhost/kbrackup:test';
+// One tag per checkout: suites of other worktrees on the same machine build their own image.
+const IMAGE = `localhost/kbrackup:test-${createHash('sha256').update(ROOT).digest('hex').slice(0, 8)}`;
+const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 const UID = 65532;
 const CACHE = join(tmpdir(), 'kbrackup-container-cache');
 
@@ -34,10 +36,11 @@ function chartMemoryLimitMiB(): number {
   return Number(m[1]);
 }
 
-function chartTempSizeLimit(): string {
-  const m = /^temp:\n  sizeLimit: (\S+)$/m.exec(readFileSync(join(ROOT, 'helm/kbrackup/values.yaml'), 'utf8'));
-  assert.ok(m);
-  return m[1]!;
+/** The temp budget the chart gives a backup by default: 3/4 of the emptyDir's sizeLimit. */
+function chartTempLimit(): string {
+  const m = /^temp:\n  sizeLimit: (\d+)(Mi|Gi)$/m.exec(readFileSync(join(ROOT, 'helm/kbrackup/values.yaml'), 'utf8'));
+  assert.ok(m, 'values.yaml has temp.sizeLimit in Mi or Gi');
+  return `${(Number(m[1]) * (m[2] === 'Gi' ? 1024 : 1) * 3) / 4}Mi`;
 }
 
 const podmanEnv = (): NodeJS.ProcessEnv => ({ ...process.env, CONTAINERS_CONF: join(CACHE, 'containers.conf') });
@@ -208,7 +211,7 @@ describe('container image (podman)', { timeout: 15 * 60_000 }, () => {
     '-v', `${dirs.probeOut}:/probe-out`,
     '-e', 'KBRACKUP_REPO=/repository',
     '-e', 'KBRACKUP_CREDENTIALS=/etc/kbrackup/credentials/backup.cred',
-    '-e', `KBRACKUP_TEMP_LIMIT=${chartTempSizeLimit()}`,
+    '-e', `KBRACKUP_TEMP_LIMIT=${chartTempLimit()}`,
     '-e', 'KBRACKUP_SOURCE=app',
     '-e', `NODE_OPTIONS=${nodeOptions} --import=/probe/probe.mjs`,
   ];
@@ -237,7 +240,7 @@ describe('container image (podman)', { timeout: 15 * 60_000 }, () => {
     const home = ensureNpmHome();
     timings.push(`base image + npm cache ${((Date.now() - t) / 1000).toFixed(0)} s`);
     t = Date.now();
-    podman(['build', '--runtime', 'runc', '--network', 'none', '-v', `${home}:/root`, '--build-arg', `BUILD_IMAGE=${BUILD_BASE_IMAGE}`, '--build-arg', `RUNTIME_IMAGE=${BASE_IMAGE}`, '-t', IMAGE, ROOT]);
+    podman(['build', '--runtime', 'runc', '--network', 'none', '-v', `${home}:/root`, '--build-arg', `BUILD_IMAGE=${BUILD_BASE_IMAGE}`, '--build-arg', `RUNTIME_IMAGE=${BASE_IMAGE}`, '--build-arg', `VERSION=${VERSION}`, '--build-arg', 'REVISION=test', '-t', IMAGE, ROOT]);
     timings.push(`image build ${((Date.now() - t) / 1000).toFixed(0)} s`);
     const env = JSON.parse(podman(['image', 'inspect', '--format', '{{json .Config.Env}}', IMAGE])) as string[];
     nodeOptions = env.find((e) => e.startsWith('NODE_OPTIONS='))?.slice('NODE_OPTIONS='.length) ?? '';
@@ -261,10 +264,27 @@ describe('container image (podman)', { timeout: 15 * 60_000 }, () => {
 
   const probe = (): { pid: number; maxRssKiB: number } => JSON.parse(readFileSync(join(dirs.probeOut, 'last.json'), 'utf8'));
 
-  test('the image runs node as PID 1, as user 65532, with a capped heap', (t: TestContext) => {
-    const config = JSON.parse(podman(['image', 'inspect', '--format', '{{json .Config}}', IMAGE])) as { User: string; Entrypoint: string[] };
+  test('the image runs node as PID 1, as user 65532, with a capped heap, OCI labels and lean production dependencies', (t: TestContext) => {
+    const config = JSON.parse(podman(['image', 'inspect', '--format', '{{json .Config}}', IMAGE])) as { User: string; Entrypoint: string[]; Labels: Record<string, string> };
     assert.equal(config.User, `${UID}:${UID}`);
     assert.deepEqual(config.Entrypoint, ['node', '/app/dist/cli.js']);
+    for (const [key, value] of Object.entries({ title: 'kbrackup', source: 'https://github.com/kbrackup/kbrackup', licenses: 'MIT', version: VERSION, revision: 'test' })) {
+      assert.equal(config.Labels[`org.opencontainers.image.${key}`], value, `label org.opencontainers.image.${key}`);
+    }
+    // Every production dependency still loads after the image dropped types, maps and browser builds, all at
+    // once: client-node included, so with the snapshot pod's defaults (192Mi, a heap of 3/8 of it, as the chart derives).
+    const probe = [
+      'const fs = require("fs"), path = require("path");',
+      'const deps = Object.keys(require("/app/package.json").dependencies);',
+      'let leftovers = 0, bytes = 0;',
+      'const walk = (d) => { for (const e of fs.readdirSync(d, { withFileTypes: true })) { const p = path.join(d, e.name); if (e.isDirectory()) walk(p); else { bytes += fs.statSync(p).size; if (/\\.(d\\.[cm]?ts|map)$/.test(e.name)) leftovers++; } } };',
+      'walk("/app/node_modules");',
+      'Promise.all(deps.map((d) => import(d).then(() => d))).then((ok) => console.log(JSON.stringify({ ok, leftovers, bytes })));',
+    ].join('\n');
+    const deps = JSON.parse(podman(['run', '--rm', '--runtime', 'runc', '--network', 'none', '--read-only', '--user', `${UID}:${UID}`, '--memory', '192m', '--memory-swap', '192m', '-e', 'NODE_OPTIONS=--max-old-space-size=72 --max-semi-space-size=1', '--workdir', '/app', '--entrypoint', 'node', IMAGE, '-e', probe])) as { ok: string[]; leftovers: number; bytes: number };
+    assert.deepEqual(deps.ok.sort(), Object.keys((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies).sort());
+    assert.equal(deps.leftovers, 0, 'no type declarations or source maps in node_modules');
+    t.diagnostic(`node_modules ${(deps.bytes / 1e6).toFixed(0)} MB`);
     assert.match(nodeOptions, /--max-old-space-size=\d+/);
     const size = Number(podman(['image', 'inspect', '--format', '{{.Size}}', IMAGE]));
     const base = Number(podman(['image', 'inspect', '--format', '{{.Size}}', BASE_IMAGE]));
@@ -289,7 +309,7 @@ describe('container image (podman)', { timeout: 15 * 60_000 }, () => {
   test('keygen, init, backup and restore in a read-only, non-root container at the chart memory limit', async (t: TestContext) => {
     const keys = await run(['-v', `${dirs.secrets}:/keys`, IMAGE, 'keygen', '--out', '/keys/owner']);
     assert.equal(keys.code, 0, keys.stderr);
-    const init = await run(['-v', `${dirs.secrets}:/keys`, '-v', `${dirs.repo}:/repository`, IMAGE, 'init', '--repo', '/repository', '--recipient', '/keys/owner.pub.asc', '--credentials-out', '/keys/backup.cred']);
+    const init = await run(['-v', `${dirs.secrets}:/keys`, '-v', `${dirs.repo}:/repository`, IMAGE, 'init', '--repo', '/repository', '--key', '/keys/owner.key.asc', '--credentials-out', '/keys/backup.cred']);
     assert.equal(init.code, 0, init.stderr);
 
     const backup = await run([...backupPod(), IMAGE, 'backup', '--json', '/data']);
@@ -310,27 +330,33 @@ describe('container image (podman)', { timeout: 15 * 60_000 }, () => {
     t.diagnostic(`restore: cgroup peak (rss+shmem) ${restore.peakMiB ?? 'n/a'} MiB`);
   });
 
-  test('SIGTERM during a backup stops it cleanly: exit 1, no new snapshot, the earlier one intact', async () => {
+  test('SIGTERM during a backup stops it cleanly: exit 143, no new snapshot, the earlier one intact', async () => {
     fillRandom(join(dirs.src, 'more.bin'), 160 * 1024 * 1024);
     const name = `kbrackup-sigterm-${process.pid}`;
     let signalled = false;
+    let waitError: unknown;
     const running = run([...backupPod(), IMAGE, 'backup', '/data'], {
       name,
       onStart: () =>
         void (async () => {
           // Signal once the backup is busy: its run folder in the emptyDir holds temp files.
-          for (;;) {
+          const busy = (): boolean => {
             const runDir = readdirSync(dirs.temp).find((d) => d.startsWith('kbrackup-'));
-            if (runDir && readdirSync(join(dirs.temp, runDir)).length > 0) break;
-            await sleep(20);
-          }
-          podman(['kill', '--signal', 'TERM', name]);
-          signalled = true;
+            return runDir !== undefined && readdirSync(join(dirs.temp, runDir)).length > 0;
+          };
+          // A failed wait leaves `signalled` false, which the assertion below reports; the backup then ends on its own.
+          await waitUntil(busy, 'the backup to write temp files into the emptyDir', 60_000, 20).then(
+            () => {
+              podman(['kill', '--signal', 'TERM', name]);
+              signalled = true;
+            },
+            (err: unknown) => void (waitError = err),
+          );
         })(),
     });
     const stopped = await running;
-    assert.ok(signalled, 'the backup was signalled while it ran');
-    assert.equal(stopped.code, 1, `exit ${stopped.code} (137 would mean it had to be killed):\n${stopped.stderr}`);
+    assert.ok(signalled, `the backup was signalled while it ran (${String(waitError)})`);
+    assert.equal(stopped.code, 143, `exit ${stopped.code} (137 would mean it had to be killed):\n${stopped.stderr}`);
     assert.match(stopped.stderr, /SIGTERM received: stopping/);
     assert.match(stopped.stderr, /stopped by SIGTERM/);
     assert.deepEqual(readdirSync(dirs.temp), [], 'temp files are removed on SIGTERM');

@@ -56,11 +56,11 @@ describe('interrupted backups never damage earlier snapshots', () => {
     assert.equal(await sha256File(join(out, 'first.bin')), await sha256File(join(src, 'first.bin')));
   });
 
-  it('SIGTERM stops cleanly: exit 1, clear message, temp files removed, no new snapshot', async () => {
+  it('SIGTERM stops cleanly: exit 143, clear message, temp files removed, no new snapshot', async () => {
     const before = new Set(await readdir(tmp));
     const result = await runCli(['backup', '--repo', fx.repo, '--credentials', fx.cred, '--temp-dir', tmp, '--json', src], { onSpawn: await killWhenBusy(fx, 'SIGTERM') });
-    expectCode(result, 1);
-    assert.match(result.stderr, /"message_type":"exit_error","code":1,"message":"stopped by SIGTERM/);
+    expectCode(result, 143);
+    assert.match(result.stderr, /"message_type":"exit_error","code":143,"message":"stopped by SIGTERM/);
     assert.deepEqual((await readdir(tmp)).filter((n) => !before.has(n)), []);
     assert.equal(await snapshotCount(fx), 1);
     // The next backup completes and the repository holds both versions.

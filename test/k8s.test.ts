@@ -2,119 +2,22 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino, type Logger } from 'pino';
-import { LockedError } from '../src/errors.js';
+import { KubeConfig } from '@kubernetes/client-node';
+import { CancelledError, LockedError } from '../src/errors.js';
 import { ApiServer } from '../src/k8s/apiserver.js';
 import { detectCluster } from '../src/k8s/cluster.js';
 import { startKubernetes, type KubernetesOptions } from '../src/k8s/index.js';
+import { kubeClients, type KubeClients } from '../src/k8s/kube-client.js';
 import { leaseName, RepositoryLease } from '../src/k8s/lease.js';
-
-/** One request the fake API server saw. */
-interface Seen {
-  method: string;
-  path: string;
-  auth: string | undefined;
-  body: any;
-}
-
-/** A Lease as stored by the fake API server. */
-interface StoredLease {
-  metadata: { name: string; namespace: string; resourceVersion: string; [k: string]: unknown };
-  spec: Record<string, any>;
-  [k: string]: unknown;
-}
-
-/** Plays the API server: core/v1 Events and coordination.k8s.io/v1 Leases, with optimistic concurrency. */
-class FakeApiServer {
-  readonly seen: Seen[] = [];
-  readonly leases = new Map<string, StoredLease>();
-  /** Paths (prefixes) answered with 403 Forbidden. */
-  readonly forbidden: string[] = [];
-  /** Called before a request is handled, to simulate another job acting in between. */
-  beforeHandle: ((req: Seen) => void) | undefined;
-  #version = 100;
-  #server: Server;
-  port = 0;
-
-  constructor(key: Buffer, cert: Buffer) {
-    this.#server = createServer({ key, cert }, (req, res) => void this.#handle(req, res));
-  }
-
-  async start(): Promise<void> {
-    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
-    this.port = (this.#server.address() as AddressInfo).port;
-  }
-
-  async stop(): Promise<void> {
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
-  }
-
-  reset(): void {
-    this.seen.length = 0;
-    this.leases.clear();
-    this.forbidden.length = 0;
-    this.beforeHandle = undefined;
-  }
-
-  /** Store a Lease as if another job had written it. */
-  put(name: string, spec: Record<string, any>, namespace = 'apps'): void {
-    this.leases.set(name, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace, resourceVersion: String(++this.#version) }, spec });
-  }
-
-  requests(method: string, pathPart: string): Seen[] {
-    return this.seen.filter((s) => s.method === method && s.path.includes(pathPart));
-  }
-
-  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const text = Buffer.concat(chunks).toString('utf8');
-    const seen: Seen = { method: req.method ?? '', path: req.url ?? '', auth: req.headers.authorization, body: text ? JSON.parse(text) : undefined };
-    this.seen.push(seen);
-    this.beforeHandle?.(seen);
-    const reply = (status: number, body: unknown): void => {
-      res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
-    };
-    const status = (code: number, reason: string, message: string): void => reply(code, { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason, message, code });
-    if (seen.auth !== 'Bearer test-token') return status(401, 'Unauthorized', 'Unauthorized');
-    if (this.forbidden.some((p) => seen.path.startsWith(p))) return status(403, 'Forbidden', `forbidden: User "system:serviceaccount:apps:default" cannot ${seen.method} ${seen.path}`);
-    const event = /^\/api\/v1\/namespaces\/([^/]+)\/events$/.exec(seen.path);
-    if (event && seen.method === 'POST') {
-      return reply(201, { ...seen.body, metadata: { ...seen.body.metadata, name: `${seen.body.metadata.generateName}${this.#version++}` } });
-    }
-    const lease = /^\/apis\/coordination\.k8s\.io\/v1\/namespaces\/([^/]+)\/leases(?:\/([^/]+))?$/.exec(seen.path);
-    if (!lease) return status(404, 'NotFound', 'no such path');
-    const [, namespace, name] = lease;
-    if (seen.method === 'GET' && name) {
-      const stored = this.leases.get(name);
-      return stored ? reply(200, stored) : status(404, 'NotFound', `leases.coordination.k8s.io "${name}" not found`);
-    }
-    if (seen.method === 'POST' && !name) {
-      const body = seen.body as StoredLease;
-      if (this.leases.has(body.metadata.name)) return status(409, 'AlreadyExists', `leases.coordination.k8s.io "${body.metadata.name}" already exists`);
-      const stored = { ...body, metadata: { ...body.metadata, namespace: namespace!, resourceVersion: String(++this.#version) } };
-      this.leases.set(body.metadata.name, stored);
-      return reply(201, stored);
-    }
-    if (seen.method === 'PUT' && name) {
-      const current = this.leases.get(name);
-      if (!current) return status(404, 'NotFound', `leases.coordination.k8s.io "${name}" not found`);
-      if (seen.body.metadata?.resourceVersion !== current.metadata.resourceVersion) {
-        return status(409, 'Conflict', `Operation cannot be fulfilled on leases.coordination.k8s.io "${name}": the object has been modified`);
-      }
-      const stored = { ...seen.body, metadata: { ...seen.body.metadata, resourceVersion: String(++this.#version) } } as StoredLease;
-      this.leases.set(name, stored);
-      return reply(200, stored);
-    }
-    return status(405, 'MethodNotAllowed', 'method not allowed');
-  }
-}
+import { childName, SnapshotBackup, SnapshotBackupError, type SnapshotBackupOptions } from '../src/k8s/snapshot-backup.js';
+import { validatePlan } from '../src/k8s/snapshot-plan.js';
+import { FakeApiServer } from './helpers/fake-apiserver.js';
+import { byKind, CI, render } from './helpers/helm.js';
+import { waitUntil } from './helpers/wait.js';
 
 /** A pino logger whose lines the test can read. */
 function capture(): { logger: Logger; lines: Array<{ level: number; msg: string; [k: string]: unknown }> } {
@@ -382,18 +285,221 @@ describe('Kubernetes integration against a fake API server', () => {
     const lease = new RepositoryLease(api, { repository: 's3://bucket/x', holder: 'me', durationSeconds: 15, waitSeconds: 0, pollIntervalMs: 10, renewIntervalMs: 10 }, logger);
     await lease.acquire();
     const first = fake.leases.get(lease.name)!.spec.renewTime as string;
-    while (fake.requests('PUT', `/leases/${lease.name}`).length < 3) await sleep(5);
+    await waitUntil(() => fake.requests('PUT', `/leases/${lease.name}`).length >= 3, 'three renewals of the Lease');
     const renewed = fake.leases.get(lease.name)!.spec;
     assert.equal(renewed.holderIdentity, 'me');
     assert.match(renewed.renewTime, MICRO);
     assert.ok(renewed.renewTime >= first);
 
     fake.put(lease.name, { holderIdentity: 'thief', leaseDurationSeconds: 15, renewTime: new Date().toISOString() });
-    while (!lines.some((l) => /lost the repository Lease to thief/.test(l.msg))) await sleep(5);
+    await waitUntil(() => lines.some((l) => /lost the repository Lease to thief/.test(l.msg)), 'the log line saying the Lease was lost');
     const puts = fake.requests('PUT', '/leases').length;
     await sleep(50);
     assert.equal(fake.requests('PUT', '/leases').length, puts, 'no renewals after the Lease was lost');
     await lease.release();
     assert.equal(fake.leases.get(lease.name)?.spec.holderIdentity, 'thief', 'release leaves the new holder alone');
+  });
+});
+
+/** A backup Job as the chart renders it for a set with one snapshot source and one plain PVC source. */
+const PLAN_JOB = {
+  apiVersion: 'batch/v1',
+  kind: 'Job',
+  metadata: { labels: { 'app.kubernetes.io/component': 'backup', 'kbrackup.io/backup-set': 'db' } },
+  spec: {
+    backoffLimit: 0,
+    activeDeadlineSeconds: 60,
+    template: {
+      spec: {
+        restartPolicy: 'Never',
+        containers: [{ name: 'kbrackup', image: 'kbrackup:test', args: ['backup', '/data'] }],
+        volumes: [
+          { name: 'temp', emptyDir: { sizeLimit: '1Gi' } },
+          { name: 'source-db', persistentVolumeClaim: { claimName: 'pg-data', readOnly: true } },
+          { name: 'source-files', persistentVolumeClaim: { claimName: 'files', readOnly: true } },
+        ],
+      },
+    },
+  },
+};
+
+describe('volume snapshot backups against a fake API server (client-node)', () => {
+  let dir: string;
+  let fake: FakeApiServer;
+  let api: KubeClients;
+  const owner = { jobName: 'kb-kbrackup-db-29000000', jobUid: 'orchestrator-uid' };
+  const plan = validatePlan({ job: PLAN_JOB, snapshots: [{ volume: 'source-db', persistentVolumeClaim: 'pg-data', volumeSnapshotClassName: 'csi-snap' }] }, 'test plan');
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'kbrackup-k8s-snap-'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=kubernetes', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+    fake = new FakeApiServer(readFileSync(join(dir, 'key.pem')), readFileSync(join(dir, 'cert.pem')));
+    await fake.start();
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'fake', server: `https://127.0.0.1:${fake.port}`, caData: readFileSync(join(dir, 'cert.pem')).toString('base64') }],
+      users: [{ name: 'sa', token: 'test-token' }],
+      contexts: [{ name: 'fake', cluster: 'fake', user: 'sa' }],
+      currentContext: 'fake',
+    });
+    api = kubeClients(kc, 5000);
+  });
+
+  after(async () => {
+    await fake.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** The live PVC, and controllers that make snapshots ready after `readyAfter` reads and finish the backup Job with `exitCode`. */
+  function cluster(options: { readyAfter?: number; exitCode?: number; snapshotError?: string; jobNeverFinishes?: boolean } = {}): void {
+    fake.reset();
+    fake.set('persistentvolumeclaims', { metadata: { name: 'pg-data' }, spec: { storageClassName: 'fast', resources: { requests: { storage: '10Gi' } } }, status: { phase: 'Bound' } });
+    let reads = 0;
+    fake.beforeHandle = (req) => {
+      const snapshot = /\/volumesnapshots\/(.+)$/.exec(req.path)?.[1];
+      const stored = snapshot ? fake.store('volumesnapshots').get(snapshot) : undefined;
+      if (req.method === 'GET' && stored) {
+        if (options.snapshotError) stored.status = { readyToUse: false, error: { message: options.snapshotError } };
+        else if (++reads >= (options.readyAfter ?? 2)) stored.status = { readyToUse: true, restoreSize: '12Gi' };
+      }
+      const job = /\/jobs\/(.+)$/.exec(req.path)?.[1];
+      const storedJob = job ? fake.store('jobs').get(job) : undefined;
+      if (req.method === 'GET' && storedJob && !options.jobNeverFinishes && !storedJob.status) {
+        const code = options.exitCode ?? 0;
+        storedJob.status = { conditions: [{ type: code === 0 ? 'Complete' : 'Failed', status: 'True' }] };
+        fake.set('pods', {
+          metadata: { name: `${job}-abcde`, labels: { 'batch.kubernetes.io/job-name': job! } },
+          status: { containerStatuses: [{ name: 'kbrackup', ready: false, restartCount: 0, image: 'x', imageID: 'x', state: { terminated: { exitCode: code, finishedAt: new Date().toISOString() } } }] },
+        });
+      }
+    };
+  }
+
+  const flow = (extra: Partial<SnapshotBackupOptions> = {}, logger = capture().logger): SnapshotBackup =>
+    new SnapshotBackup(api, { plan, namespace: 'apps', owner, readyTimeoutMs: 5000, pollIntervalMs: 10, ...extra }, logger);
+
+  test('snapshots the PVC, clones it, runs the backup Job on the clone, then deletes clone and snapshot', async () => {
+    cluster();
+    assert.equal(await flow().run(), 0);
+    const name = 'kb-kbrackup-db-29000000-source-db';
+    const [snapshot] = fake.requests('POST', '/volumesnapshots');
+    assert.equal(snapshot?.path, '/apis/snapshot.storage.k8s.io/v1/namespaces/apps/volumesnapshots');
+    assert.deepEqual(snapshot?.body.spec, { source: { persistentVolumeClaimName: 'pg-data' }, volumeSnapshotClassName: 'csi-snap' });
+    assert.equal(snapshot?.body.metadata.name, name);
+    assert.equal(snapshot?.body.metadata.labels['kbrackup.io/snapshot-job'], owner.jobName);
+    assert.deepEqual(snapshot?.body.metadata.ownerReferences, [{ apiVersion: 'batch/v1', kind: 'Job', name: owner.jobName, uid: 'orchestrator-uid', controller: false, blockOwnerDeletion: false }]);
+
+    const [claim] = fake.requests('POST', '/persistentvolumeclaims');
+    assert.equal(claim?.body.metadata.name, name);
+    assert.deepEqual(claim?.body.spec, {
+      accessModes: ['ReadWriteOnce'],
+      resources: { requests: { storage: '12Gi' } },
+      dataSource: { apiGroup: 'snapshot.storage.k8s.io', kind: 'VolumeSnapshot', name },
+      storageClassName: 'fast',
+    });
+
+    const [job] = fake.requests('POST', '/jobs');
+    assert.equal(job?.path, '/apis/batch/v1/namespaces/apps/jobs');
+    assert.equal(job?.body.metadata.name, 'kb-kbrackup-db-29000000-backup');
+    assert.equal(job?.body.metadata.labels['kbrackup.io/backup-set'], 'db', 'the rendered labels stay');
+    assert.deepEqual(job?.body.spec.template.spec.volumes, [
+      { name: 'temp', emptyDir: { sizeLimit: '1Gi' } },
+      { name: 'source-db', persistentVolumeClaim: { claimName: name, readOnly: true } },
+      { name: 'source-files', persistentVolumeClaim: { claimName: 'files', readOnly: true } },
+    ]);
+    assert.deepEqual(job?.body.spec.template.spec.containers, PLAN_JOB.spec.template.spec.containers);
+
+    const order = fake.seen.filter((s) => s.method !== 'GET').map((s) => `${s.method} ${s.path.split('/').slice(-2).join('/')}`);
+    assert.deepEqual(order, ['POST apps/volumesnapshots', 'POST apps/persistentvolumeclaims', 'POST apps/jobs', `DELETE persistentvolumeclaims/${name}`, `DELETE volumesnapshots/${name}`]);
+    assert.equal(fake.store('jobs').size, 1, 'the finished backup Job stays for its logs');
+    assert.equal(fake.store('volumesnapshots').size + fake.store('persistentvolumeclaims').size, 1, 'only the live PVC is left');
+  });
+
+  test('the backup exit code is passed on (3 = partial), and cleanup still runs', async () => {
+    cluster({ exitCode: 3 });
+    assert.equal(await flow().run(), 3);
+    assert.equal(fake.store('volumesnapshots').size, 0);
+    assert.deepEqual([...fake.store('persistentvolumeclaims').keys()], ['pg-data']);
+  });
+
+  test('a failed snapshot stops with its error; nothing is cloned or backed up', async () => {
+    cluster({ snapshotError: 'Failed to create snapshot: rpc error: code = Internal desc = out of quota' });
+    await assert.rejects(flow().run(), (err: unknown) => {
+      assert.ok(err instanceof SnapshotBackupError);
+      assert.equal(err.message, 'VolumeSnapshot apps/kb-kbrackup-db-29000000-source-db failed: Failed to create snapshot: rpc error: code = Internal desc = out of quota');
+      return true;
+    });
+    assert.equal(fake.requests('POST', '/persistentvolumeclaims').length + fake.requests('POST', '/jobs').length, 0);
+    assert.equal(fake.store('volumesnapshots').size, 0, 'the snapshot is deleted again');
+  });
+
+  test('a snapshot that never becomes ready times out with a message saying where to look', async () => {
+    cluster({ readyAfter: Number.POSITIVE_INFINITY });
+    await assert.rejects(flow({ readyTimeoutMs: 100 }).run(), /is not readyToUse after 0 s \(KBRACKUP_SNAPSHOT_TIMEOUT\); check its VolumeSnapshotClass/);
+    assert.equal(fake.store('volumesnapshots').size, 0);
+  });
+
+  test('SIGTERM while the backup runs: the backup Job is deleted (its pod stops), then clone and snapshot', async () => {
+    cluster({ jobNeverFinishes: true });
+    const controller = new AbortController();
+    const running = flow({ signal: controller.signal }).run();
+    await waitUntil(() => fake.requests('GET', '/jobs/').length >= 2, 'the flow to wait for the backup Job');
+    controller.abort(new CancelledError('SIGTERM'));
+    await assert.rejects(running, (err: unknown) => err instanceof CancelledError && err.exitCode === 143);
+    const [deleted] = fake.requests('DELETE', '/jobs/');
+    assert.equal(deleted?.query.get('propagationPolicy'), 'Background', 'the pod goes with the Job');
+    assert.equal(fake.store('jobs').size + fake.store('volumesnapshots').size, 0);
+    assert.deepEqual([...fake.store('persistentvolumeclaims').keys()], ['pg-data']);
+  });
+
+  test('a retried pod reuses what its first try made; an object of the same name made by others is left alone', async () => {
+    cluster();
+    const name = 'kb-kbrackup-db-29000000-source-db';
+    const labels = { 'kbrackup.io/snapshot-job': owner.jobName };
+    fake.set('volumesnapshots', { metadata: { name, labels }, spec: {} });
+    fake.set('persistentvolumeclaims', { metadata: { name, labels }, spec: {} });
+    assert.equal(await flow().run(), 0);
+    assert.equal(fake.requests('POST', '/jobs').length, 1);
+
+    cluster();
+    fake.set('volumesnapshots', { metadata: { name, labels: { 'kbrackup.io/snapshot-job': 'someone-else' } }, spec: {} });
+    await assert.rejects(flow().run(), new RegExp(`VolumeSnapshot apps/${name} exists and was not made by Job ${owner.jobName}; refusing to touch it`));
+    assert.equal(fake.store('volumesnapshots').get(name)?.metadata.labels?.['kbrackup.io/snapshot-job'], 'someone-else', 'not deleted');
+  });
+
+  test('a missing source PVC or missing RBAC is one clear line, and nothing is left behind', async () => {
+    cluster();
+    fake.store('persistentvolumeclaims').clear();
+    await assert.rejects(flow().run(), /^SnapshotBackupError: PersistentVolumeClaim apps\/pg-data does not exist: sources\[\]\.volumeSnapshot\.persistentVolumeClaim must name a PVC in the release namespace$/);
+    cluster();
+    fake.forbidden.push('/apis/snapshot.storage.k8s.io/');
+    await assert.rejects(flow().run(), (err: unknown) => {
+      assert.match(String(err), /Kubernetes API POST volumesnapshots \(kb-kbrackup-db-29000000-source-db\): 403 forbidden: /);
+      assert.doesNotMatch(String(err), /\n/);
+      return true;
+    });
+    assert.equal(fake.requests('POST', '/jobs').length, 0);
+  });
+
+  test("the chart's rendered plan drives the flow: its backup Job is created with the clone in place of the live PVC", async () => {
+    cluster();
+    const rendered = byKind(render(`${CI}/snapshot-values.yaml`), 'ConfigMap')[0]!;
+    const chartPlan = validatePlan(JSON.parse(rendered.data['plan.json']), 'rendered plan');
+    assert.equal(await flow({ plan: chartPlan }).run(), 0);
+    const [job] = fake.requests('POST', '/jobs');
+    const volumes = job?.body.spec.template.spec.volumes as Array<{ name: string; persistentVolumeClaim?: { claimName: string } }>;
+    assert.equal(volumes.find((v) => v.name === 'source-pgdata')?.persistentVolumeClaim?.claimName, 'kb-kbrackup-db-29000000-source-pgdata');
+    assert.equal(volumes.find((v) => v.name === 'source-config')?.persistentVolumeClaim?.claimName, 'pg-config', 'plain PVC sources stay');
+    assert.equal(job?.body.spec.template.spec.containers[0].args[0], 'backup');
+    assert.equal(job?.body.spec.template.spec.automountServiceAccountToken, true, 'the backup pod records Events and holds the Lease');
+    assert.equal(job?.body.metadata.labels['kbrackup.io/snapshot-job'], owner.jobName);
+  });
+
+  test('names stay DNS labels of at most 63 characters', () => {
+    assert.equal(childName('short', 'backup'), 'short-backup');
+    const long = childName('a-very-long-cronjob-name-for-the-nightly-backup-set-29000000', 'source-database');
+    assert.ok(long.length <= 63);
+    assert.match(long, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+    assert.notEqual(long, childName('a-very-long-cronjob-name-for-the-nightly-backup-set-29000000', 'source-database2'));
   });
 });

@@ -4,6 +4,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { pushMetrics } from '../src/observe/metrics.js';
+import { pruneStaleGroups } from '../src/observe/metrics-prune.js';
 import { redactRepository } from '../src/observe/repository-label.js';
 
 interface Push {
@@ -29,6 +30,8 @@ describe('Pushgateway metrics', () => {
   let base: string;
   const pushes: Push[] = [];
   let status = 200;
+  /** What GET /api/v1/metrics answers: the groups the gateway holds. */
+  let groups: Array<{ labels: Record<string, string> }> = [];
 
   before(async () => {
     server = createServer((req, res) => {
@@ -36,6 +39,10 @@ describe('Pushgateway metrics', () => {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         pushes.push({ method: req.method ?? '', path: req.url ?? '', auth: req.headers.authorization, body: Buffer.concat(chunks).toString('utf8') });
+        if (req.method === 'GET' && req.url === '/api/v1/metrics' && status === 200) {
+          res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ status: 'success', data: groups }));
+          return;
+        }
         res.writeHead(status).end(status === 200 ? '' : 'pushgateway says no');
       });
     });
@@ -93,6 +100,44 @@ describe('Pushgateway metrics', () => {
       assert.match(line, /^kbrackup_[a-z_]+ [0-9.e+]+$/, 'labels come from the grouping key only');
     }
     assert.ok(lines.every((l) => l.level < 40));
+  });
+
+  test('in a pod the namespace joins the grouping key; a partial run moves the snapshot time, not the success time', async () => {
+    pushes.length = 0;
+    status = 200;
+    await pushMetrics(base, { source: 'app', repository: 's3://bucket/x' }, { exitCode: 3, durationSeconds: 2, errors: 4 }, capture().logger, { POD_NAMESPACE: 'shop' });
+    const push = pushes[0]!;
+    assert.equal(push.path, `/metrics/job/kbrackup/namespace/shop/source/app/repository%40base64/${Buffer.from('s3://bucket/x').toString('base64url')}`);
+    assert.equal(sample(push.body, 'kbrackup_backup_exit_code'), 3);
+    assert.equal(sample(push.body, 'kbrackup_backup_errors'), 4);
+    assert.equal(sample(push.body, 'kbrackup_backup_last_success_timestamp_seconds'), undefined);
+    assert.equal(sample(push.body, 'kbrackup_backup_last_snapshot_timestamp_seconds'), sample(push.body, 'kbrackup_backup_last_run_timestamp_seconds'));
+  });
+
+  test('prune deletes the groups of removed sets (and of a changed repository) in its namespace only', async () => {
+    pushes.length = 0;
+    status = 200;
+    groups = [
+      { labels: { job: 'kbrackup', namespace: 'shop', source: 'db', repository: 's3://bucket/shop' } },
+      { labels: { job: 'kbrackup', namespace: 'shop', source: 'removed', repository: 's3://bucket/shop' } },
+      { labels: { job: 'kbrackup', namespace: 'shop', source: 'moved', repository: 's3://bucket/old' } },
+      { labels: { job: 'kbrackup', namespace: 'other', source: 'removed', repository: 's3://bucket/other' } },
+      { labels: { job: 'something-else', namespace: 'shop', source: 'removed' } },
+    ];
+    const url = base.replace('http://', 'http://metrics:pa55@');
+    const result = await pruneStaleGroups(url, 'shop', new Map([['db', 's3://bucket/shop'], ['moved', 's3://bucket/new']]), capture().logger);
+    assert.deepEqual(result, { deleted: ['shop/removed s3://bucket/shop', 'shop/moved s3://bucket/old'], kept: 1 });
+    const deletes = pushes.filter((p) => p.method === 'DELETE');
+    assert.deepEqual(deletes.map((d) => d.path), [
+      `/metrics/job/kbrackup/namespace/shop/source/removed/repository%40base64/${Buffer.from('s3://bucket/shop').toString('base64url')}`,
+      `/metrics/job/kbrackup/namespace/shop/source/moved/repository%40base64/${Buffer.from('s3://bucket/old').toString('base64url')}`,
+    ]);
+    assert.ok(pushes.every((p) => p.auth === `Basic ${Buffer.from('metrics:pa55').toString('base64')}`), 'credentials of the URL become basic auth');
+
+    status = 500;
+    const { logger, lines } = capture();
+    assert.deepEqual(await pruneStaleGroups(base, 'shop', new Map(), logger), { deleted: [], kept: 0 });
+    assert.equal(lines.filter((l) => l.level === 40).length, 1, 'an unreachable or failing gateway is one warning');
   });
 
   test('a failed run keeps the last success: no success timestamp, no snapshot figures', async () => {

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { describeOptions, loadConfig } from '../config/load.js';
 import type { schema } from '../config/schema.js';
-import { CancelledError, ExitCode, KbrackupError, describeError } from '../errors.js';
+import { CancelledError, ExitCode, KbrackupError, describeError, signalExitCode } from '../errors.js';
 import { createLogger } from '../observe/log.js';
 import type { CommandContext } from './context.js';
 import { PROGRAM_VERSION } from './version.js';
@@ -22,10 +22,12 @@ const COMMANDS: Record<string, Command> = {
   keygen: { run: async (ctx) => (await import('./commands/keygen.js')).keygen(ctx), usage: 'keygen --out DIR/owner [--passphrase-file F]', options: ['out', 'passphraseFile'] },
   init: { run: async (ctx) => (await import('./commands/init.js')).init(ctx), usage: 'init --repo REPO (--key owner.key.asc [--recipient other.pub.asc...] --credentials-out backup.cred | --passphrase-file F)', options: ['repo', 'key', 'recipient', 'credentialsOut', 'passphraseFile', 'chunker', 'chunkSize', 'packSize', 'smallFile', ...S3, ...SFTP] },
   trust: { run: async (ctx) => (await import('./commands/trust.js')).trust(ctx), usage: 'trust --repo REPO --key owner.key.asc [--passphrase-file F]', options: ['repo', 'key', 'passphraseFile', 'retries', ...S3, ...SFTP] },
-  backup: { run: async (ctx) => (await import('./commands/backup.js')).backup(ctx), usage: 'backup --repo REPO --credentials backup.cred [--json] PATH', options: [...COMMON, 'source', 'hostname', 'tags', 'exclude', 'tempLimit', 'workers', 'uploads', 'force', 'retries', 'retryLock', 'chunkThread', 'uploadThread', 'kubernetes', 'pushgateway', ...S3, ...SFTP] },
+  backup: { run: async (ctx) => (await import('./commands/backup.js')).backup(ctx), usage: 'backup --repo REPO --credentials backup.cred [--json] PATH', options: [...COMMON, 'source', 'hostname', 'tags', 'exclude', 'tempLimit', 'workers', 'uploads', 'partialExitCode', 'force', 'retries', 'retryLock', 'chunkThread', 'uploadThread', 'kubernetes', 'pushgateway', ...S3, ...SFTP] },
   snapshots: { run: async (ctx) => (await import('./commands/snapshots.js')).snapshots(ctx), usage: 'snapshots --repo REPO (--credentials F | --key F) [--json]', options: [...COMMON, 'source', ...S3, ...SFTP] },
   ls: { run: async (ctx) => (await import('./commands/ls.js')).ls(ctx), usage: 'ls --repo REPO (--credentials F | --key F) SNAPSHOT|latest [PATH]', options: [...COMMON, 'source', ...S3, ...SFTP] },
   repair: { run: async (ctx) => (await import('./commands/repair.js')).repair(ctx), usage: 'repair index --repo REPO --credentials F', options: [...COMMON, 'retryLock', ...S3, ...SFTP] },
+  'snapshot-backup': { run: async (ctx) => (await import('./commands/snapshot-backup.js')).snapshotBackup(ctx), usage: 'snapshot-backup --plan FILE (in a pod: snapshot PVCs, back up clones of them, delete the clones)', options: ['snapshotPlan', 'snapshotTimeout', 'partialExitCode', 'json', 'logLevel'] },
+  'metrics-prune': { run: async (ctx) => (await import('./commands/metrics-prune.js')).metricsPrune(ctx), usage: 'metrics-prune --pushgateway URL --keep SOURCE=REPOSITORY...', options: ['pushgateway', 'keep', 'json', 'logLevel'] },
   restore: { run: async (ctx) => (await import('./commands/restore.js')).restore(ctx), usage: 'restore --repo REPO --key owner.key.asc [--passphrase-file F] SNAPSHOT|latest --target DIR', options: [...COMMON, 'target', 'include', 'conflict', 'dryRun', 'source', ...S3, ...SFTP] },
 };
 
@@ -34,7 +36,7 @@ function help(name?: string): string {
   if (command) return `usage: kbrackup ${command.usage}\n\noptions (each also from its env var, or a --config JSON file):\n${describeOptions(command.options)}\n`;
   return `${PROGRAM_VERSION}: encrypted, deduplicating, memory-frugal backups\n\nusage: kbrackup COMMAND [options]\n\n${Object.values(COMMANDS)
     .map((c) => `  kbrackup ${c.usage}`)
-    .join('\n')}\n\nkbrackup help COMMAND shows a command's options. Exit codes: 0 ok, 1 failed, 3 partial, 10 no repository, 11 locked, 12 wrong key, 130 interrupted.\n`;
+    .join('\n')}\n\nkbrackup help COMMAND shows a command's options. Exit codes: 0 ok, 1 failed, 3 partial, 10 no repository, 11 locked, 12 wrong key, 130 interrupted (SIGINT), 143 terminated (SIGTERM).\n`;
 }
 
 /** Run the CLI; returns the process exit code. Errors become one line on stderr, never a stack trace. */
@@ -53,7 +55,7 @@ export async function main(argv: string[]): Promise<number> {
   let json = rest.includes('--json');
   const controller = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
-    if (controller.signal.aborted) process.exit(signal === 'SIGINT' ? ExitCode.cancelled : ExitCode.failed);
+    if (controller.signal.aborted) process.exit(signalExitCode(signal));
     logger?.warn(`${signal} received: stopping; earlier snapshots stay intact`);
     controller.abort(new CancelledError(signal));
   };
@@ -68,13 +70,15 @@ export async function main(argv: string[]): Promise<number> {
     }
     json = loaded.config.get('json');
     logger = createLogger(loaded.config.get('logLevel'));
-    return await command.run({
+    const code = await command.run({
       config: loaded.config,
       positionals: loaded.positionals,
       logger,
       signal: controller.signal,
       print: (line) => process.stdout.write(`${line}\n`),
     });
+    // Events and metrics have recorded the run as partial by now; only the process exit code changes.
+    return code === ExitCode.partial && command.options.includes('partialExitCode') ? loaded.config.get('partialExitCode') : code;
   } catch (caught) {
     const err = controller.signal.aborted && !(caught instanceof KbrackupError && !(caught instanceof CancelledError)) ? controller.signal.reason : caught;
     const known = err instanceof KbrackupError;

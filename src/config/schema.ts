@@ -25,6 +25,14 @@ convict.addFormat({
   },
 });
 
+convict.addFormat({
+  name: 'partial-exit-code',
+  validate(value: unknown) {
+    if (value !== 0 && value !== 3) throw new Error('must be 3 (like restic) or 0 (count the run as a success)');
+  },
+  coerce: (value: string) => Number(value),
+});
+
 /**
  * Every option of every command. Each has a flag (`arg`) and an environment variable (`env`), and may
  * come from a JSON config file given with --config. Precedence: defaults < file < env < flags.
@@ -47,6 +55,7 @@ export const schema = {
   uploads: { doc: 'Objects uploaded in parallel', format: 'nat', default: 2, env: 'KBRACKUP_UPLOADS', arg: 'uploads' },
   chunkThread: { doc: 'Cut and hash large files on a second thread (~9 MiB): auto = unless the memory limit is below 96 MiB', format: ['auto', 'on', 'off'], default: 'auto', env: 'KBRACKUP_CHUNK_THREAD', arg: 'chunk-thread' },
   uploadThread: { doc: 'Upload to S3 or SFTP from a second thread with its own connection (1 GiB to sshd on two cores: ~9 s instead of ~10.5 s, for ~50 MiB more memory): auto = unless the memory limit is below 256 MiB', format: ['auto', 'on', 'off'], default: 'auto', env: 'KBRACKUP_UPLOAD_THREAD', arg: 'upload-thread' },
+  partialExitCode: { doc: 'Exit code of a backup whose snapshot was written but some files could not be read: 3 (like restic) or 0 (a Kubernetes Job then succeeds; Events and metrics still say partial)', format: 'partial-exit-code', default: 3, env: 'KBRACKUP_PARTIAL_EXIT_CODE', arg: 'partial-exit-code' },
   force: { doc: 'Re-read every file even when unchanged since the previous snapshot', format: Boolean, default: false, env: 'KBRACKUP_FORCE', arg: 'force' },
   target: { doc: 'Folder to restore into', format: 'optional-string', default: '', env: 'KBRACKUP_TARGET', arg: 'target' },
   conflict: { doc: 'What restore does with a file that exists', format: ['skip', 'overwrite', 'update', 'abort'], default: 'abort', env: 'KBRACKUP_CONFLICT', arg: 'conflict' },
@@ -71,6 +80,9 @@ export const schema = {
   retries: { doc: 'How many times a transient storage error is retried', format: 'nat', default: 6, env: 'KBRACKUP_RETRIES', arg: 'retries' },
   pushgateway: { doc: 'Prometheus Pushgateway URL; metrics are pushed at the end of each run when set', format: 'optional-string', default: '', env: 'KBRACKUP_PUSHGATEWAY_URL', arg: 'pushgateway' },
   retryLock: { doc: 'How long to wait for a lock held by another process (e.g. 5m); 0 = fail at once with exit 11', format: 'duration', default: 0, env: 'KBRACKUP_RETRY_LOCK', arg: 'retry-lock' },
+  keep: { doc: 'metrics-prune: SOURCE=REPOSITORY of each backup set that still pushes metrics (comma-separated in env)', format: Array, default: [] as string[], env: 'KBRACKUP_METRICS_KEEP', arg: 'keep' },
+  snapshotPlan: { doc: 'snapshot-backup: the plan the chart renders (backup Job + volumes to take from CSI snapshots)', format: 'optional-string', default: '', env: 'KBRACKUP_SNAPSHOT_PLAN', arg: 'plan' },
+  snapshotTimeout: { doc: 'snapshot-backup: seconds a VolumeSnapshot may take to become readyToUse', format: 'nat', default: 600, env: 'KBRACKUP_SNAPSHOT_TIMEOUT', arg: 'snapshot-timeout' },
   kubernetes: { doc: 'Kubernetes integration (Events, Lease): auto = when running in a cluster', format: ['auto', 'on', 'off'], default: 'auto', env: 'KBRACKUP_KUBERNETES', arg: 'kubernetes' },
 };
 

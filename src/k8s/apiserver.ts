@@ -84,7 +84,8 @@ export class ApiServer {
   }
 }
 
-function statusMessage(body: unknown): string {
+/** The message of an API answer: its Status object's, or the start of a non-JSON body (a proxy's error page). */
+export function statusMessage(body: unknown): string {
   if (body && typeof body === 'object' && 'message' in body && typeof body.message === 'string') return body.message;
   return typeof body === 'string' ? body.slice(0, 200).replace(/\s+/g, ' ') : '';
 }

@@ -171,7 +171,7 @@ export class RepositoryLease {
       }
       this.#lease = undefined;
       if (this.#timer) clearInterval(this.#timer);
-      this.#logger.error({ lease: this.name }, `lost the repository Lease to ${heldBy(fresh.body)}; carrying on (the repository lock still guards the data)`);
+      this.#logger.error({ lease: this.name }, `lost the repository Lease to ${heldBy(fresh.body)}; carrying on without it`);
     } catch (err) {
       this.#logger.warn({ lease: this.name, err: describeError(err) }, 'could not renew the repository Lease; retrying');
     }

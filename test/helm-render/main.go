@@ -3,7 +3,7 @@
 // required, fail, toYaml, fromYaml, toJson, fromJson, lookup) and built-in objects (.Values,
 // .Release, .Chart, .Capabilities, .Files, .Template).
 //
-//	helm-render [--json] [--notes] [--name R] [--namespace NS] [--kube-version v1.31.0] CHART_DIR [VALUES.yaml...]
+//	helm-render [--json] [--notes] [--name R] [--namespace NS] [--revision N] [--is-upgrade] [--kube-version v1.31.0] CHART_DIR [VALUES.yaml...]
 //	helm-render yaml2json FILE...   (every YAML document of the files as one JSON array)
 //	helm-render values CHART_DIR [VALUES.yaml...]   (the merged values, as Helm validates them against values.schema.json)
 //
@@ -87,12 +87,15 @@ func main() {
 	name := flag.String("name", "release", "release name")
 	namespace := flag.String("namespace", "default", "release namespace")
 	kube := flag.String("kube-version", "v1.31.0", "Kubernetes version for .Capabilities")
+	revision := flag.Int("revision", 1, "release revision (.Release.Revision)")
+	isUpgrade := flag.Bool("is-upgrade", false, "render as `helm upgrade` does (.Release.IsUpgrade)")
 	flag.Parse()
 	if flag.NArg() < 1 {
 		fmt.Fprintln(os.Stderr, "usage: helm-render [flags] CHART_DIR [VALUES.yaml...]")
 		os.Exit(2)
 	}
-	if err := run(flag.Arg(0), flag.Args()[1:], *name, *namespace, *kube, *asJSON, *withNotes); err != nil {
+	release := values{"Name": *name, "Namespace": *namespace, "Service": "Helm", "IsInstall": !*isUpgrade, "IsUpgrade": *isUpgrade, "Revision": *revision}
+	if err := run(flag.Arg(0), flag.Args()[1:], release, *kube, *asJSON, *withNotes); err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)
 		os.Exit(1)
 	}
@@ -288,7 +291,7 @@ type rendered struct {
 
 var docSeparator = regexp.MustCompile(`(?m)^---\s*$`)
 
-func run(dir string, valueFiles []string, releaseName, namespace, kube string, asJSON, withNotes bool) error {
+func run(dir string, valueFiles []string, release values, kube string, asJSON, withNotes bool) error {
 	c, err := loadChart(dir)
 	if err != nil {
 		return err
@@ -304,7 +307,7 @@ func run(dir string, valueFiles []string, releaseName, namespace, kube string, a
 	top := values{
 		"Values":  vals,
 		"Chart":   chartObject(c.meta),
-		"Release": values{"Name": releaseName, "Namespace": namespace, "Service": "Helm", "IsInstall": true, "IsUpgrade": false, "Revision": 1},
+		"Release": release,
 		"Capabilities": capabilities{
 			KubeVersion: kubeVersion{Version: kube, Major: parts[0], Minor: parts[1], GitVersion: kube},
 			APIVersions: apiVersions{"v1", "batch/v1", "rbac.authorization.k8s.io/v1", "coordination.k8s.io/v1", "events.k8s.io/v1"},

@@ -31,6 +31,9 @@ helm.sh/chart: {{ include "kbrackup.chart" . }}
 {{ include "kbrackup.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/* Labels of one workload: dict "root" $ "component" "backup" "set" "name-or-empty". */}}
@@ -50,8 +53,66 @@ kbrackup.io/backup-set: {{ .set }}
 {{- end }}
 {{- end }}
 
+{{/* registry/repository, then @digest when pinned, else :tag (default the appVersion). */}}
 {{- define "kbrackup.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- $i := .Values.image }}
+{{- $name := $i.repository }}
+{{- if $i.registry }}
+{{- $name = printf "%s/%s" $i.registry $i.repository }}
+{{- end }}
+{{- if $i.digest }}
+{{- printf "%s@%s" $name $i.digest }}
+{{- else }}
+{{- printf "%s:%s" $name (default .Chart.AppVersion $i.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* A memory quantity (64Mi, 1Gi, 128M, 134217728) in whole MiB; anything else stops rendering. */}}
+{{- define "kbrackup.mebibytes" -}}
+{{- $q := toString . | trim }}
+{{- $number := regexFind "^[0-9]+([.][0-9]+)?" $q }}
+{{- $unit := trimPrefix $number $q }}
+{{- $factors := dict "" 1.0 "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "k" 1000.0 "M" 1000000.0 "G" 1000000000.0 "T" 1000000000000.0 }}
+{{- if or (not $number) (not (hasKey $factors $unit)) }}
+{{- fail (printf "%q is not a memory quantity such as 64Mi, 1Gi or 128M" $q) }}
+{{- end }}
+{{- divf (mulf (float64 $number) (get $factors $unit)) 1048576.0 | floor | int64 }}
+{{- end }}
+
+{{/* NODE_OPTIONS of merged settings: the heap flags (the old space derived from the memory limit unless set), then nodeOptions. */}}
+{{- define "kbrackup.nodeOptions" -}}
+{{- $flags := list }}
+{{- $old := toString .heap.maxOldSpaceMiB }}
+{{- $limit := dig "limits" "memory" "" .resources }}
+{{- if and (not $old) $limit }}
+{{- $old = toString (div (mul (include "kbrackup.mebibytes" $limit | atoi) 3) 8) }}
+{{- end }}
+{{- with $old }}
+{{- $flags = append $flags (printf "--max-old-space-size=%s" .) }}
+{{- end }}
+{{- with .heap.maxSemiSpaceMiB }}
+{{- $flags = append $flags (printf "--max-semi-space-size=%v" .) }}
+{{- end }}
+{{- with .nodeOptions }}
+{{- $flags = append $flags . }}
+{{- end }}
+{{- join " " $flags }}
+{{- end }}
+
+{{/* A repository URL as the job shows and hashes it: no password, query or fragment, no trailing slash (as src/observe/repository-label.ts). */}}
+{{- define "kbrackup.redactedUrl" -}}
+{{- $u := trim . }}
+{{- if regexMatch "^[a-zA-Z][a-zA-Z0-9+.-]*://" $u }}
+{{- $u = regexReplaceAll "[?#].*$" $u "" }}
+{{- $u = regexReplaceAll "^([a-zA-Z][a-zA-Z0-9+.-]*://[^:@/]*):[^@/]*@" $u "${1}@" }}
+{{- $u = trimSuffix "/" $u }}
+{{- end }}
+{{- $u }}
+{{- end }}
+
+{{/* The Lease a backup to this repository URL holds (src/k8s/lease.ts leaseName). */}}
+{{- define "kbrackup.leaseName" -}}
+{{- printf "kbrackup-%s" (include "kbrackup.redactedUrl" . | sha256sum | trunc 16) }}
 {{- end }}
 
 {{/* Deep merge of two maps as JSON: list DEFAULTS OVERRIDES; maps merge, everything else replaces. */}}
@@ -69,8 +130,20 @@ kbrackup.io/backup-set: {{ .set }}
 
 {{/* The settings of one backup set (or of none, for dict) merged over the chart-wide defaults, as JSON. */}}
 {{- define "kbrackup.settings" -}}
-{{- $defaults := pick .root.Values "repository" "schedule" "timeZone" "suspend" "path" "tags" "exclude" "startingDeadlineSeconds" "successfulJobsHistoryLimit" "failedJobsHistoryLimit" "backoffLimit" "activeDeadlineSeconds" "terminationGracePeriodSeconds" "temp" "resources" "nodeOptions" "podSecurityContext" "securityContext" "nodeSelector" "tolerations" "affinity" "priorityClassName" "podAnnotations" "podLabels" "extraEnv" "extraVolumes" "extraVolumeMounts" "extraArgs" "logLevel" "lease" "metrics" }}
-{{- include "kbrackup.merge" (list $defaults .set) }}
+{{- $defaults := pick .root.Values "repository" "schedule" "timeZone" "suspend" "path" "tags" "exclude" "startingDeadlineSeconds" "successfulJobsHistoryLimit" "failedJobsHistoryLimit" "backoffLimit" "activeDeadlineSeconds" "ttlSecondsAfterFinished" "terminationGracePeriodSeconds" "partialIsFailure" "jobAnnotations" "temp" "resources" "heap" "nodeOptions" "podSecurityContext" "securityContext" "nodeSelector" "tolerations" "affinity" "colocateWith" "priorityClassName" "podAnnotations" "podLabels" "extraEnv" "envFrom" "extraVolumes" "extraVolumeMounts" "extraArgs" "logLevel" "lease" "metrics" }}
+{{- $s := include "kbrackup.merge" (list $defaults .set) | fromJson }}
+{{- $size := include "kbrackup.mebibytes" $s.temp.sizeLimit | atoi }}
+{{- if $s.temp.limit }}
+{{- if ge (include "kbrackup.mebibytes" $s.temp.limit | atoi) $size }}
+{{- fail (printf "temp.limit %s must be below temp.sizeLimit %s: the on-disk chunk index and file lists live in the emptyDir too, outside the budget, and the kubelet evicts a pod whose emptyDir outgrows its sizeLimit" $s.temp.limit $s.temp.sizeLimit) }}
+{{- end }}
+{{- else }}
+{{- $_ := set $s.temp "limit" (printf "%dMi" (div (mul $size 3) 4)) }}
+{{- end }}
+{{- if and (not $s.temp.medium) (not (dig "requests" "ephemeral-storage" "" $s.resources)) }}
+{{- $_ := set $s.resources "requests" (merge (dict "ephemeral-storage" $s.temp.sizeLimit) (dig "requests" dict $s.resources)) }}
+{{- end }}
+{{- toJson $s }}
 {{- end }}
 
 {{/* The repository URL of merged settings: url, or the mount path of a repository PVC. */}}
@@ -98,16 +171,20 @@ kbrackup.io/backup-set: {{ .set }}
 - name: KBRACKUP_TEMP_DIR
   value: /tmp/kbrackup
 - name: KBRACKUP_TEMP_LIMIT
-  value: {{ default $s.temp.sizeLimit $s.temp.limit | quote }}
+  value: {{ $s.temp.limit | quote }}
 - name: KBRACKUP_LOG_LEVEL
   value: {{ $s.logLevel | quote }}
 - name: KBRACKUP_KUBERNETES
-  value: {{ .root.Values.kubernetesIntegration | quote }}
+  value: {{ and .root.Values.kubernetesIntegration (eq .component "backup") | ternary "auto" "off" | quote }}
+{{- if eq .component "backup" }}
+- name: KBRACKUP_PARTIAL_EXIT_CODE
+  value: {{ $s.partialIsFailure | ternary "3" "0" | quote }}
+{{- end }}
 - name: KBRACKUP_LEASE_WAIT
   value: {{ $s.lease.waitSeconds | toString | quote }}
 - name: KBRACKUP_LEASE_DURATION
   value: {{ $s.lease.durationSeconds | toString | quote }}
-{{- with $s.nodeOptions }}
+{{- with include "kbrackup.nodeOptions" $s }}
 - name: NODE_OPTIONS
   value: {{ . | quote }}
 {{- end }}
@@ -127,6 +204,18 @@ kbrackup.io/backup-set: {{ .set }}
 - name: KBRACKUP_S3_FORCE_PATH_STYLE
   value: "true"
 {{- end }}
+{{- with $repo.s3.storageClass }}
+- name: KBRACKUP_S3_STORAGE_CLASS
+  value: {{ . | quote }}
+{{- end }}
+{{- with $repo.s3.sse }}
+- name: KBRACKUP_S3_SSE
+  value: {{ . | quote }}
+{{- end }}
+{{- with $repo.s3.sseKmsKeyId }}
+- name: KBRACKUP_S3_SSE_KMS_KEY_ID
+  value: {{ . | quote }}
+{{- end }}
 {{- with $repo.s3.existingSecret }}
 - name: AWS_ACCESS_KEY_ID
   valueFrom:
@@ -142,9 +231,23 @@ kbrackup.io/backup-set: {{ .set }}
 {{- if $repo.sftp.existingSecret }}
 - name: KBRACKUP_SFTP_KEY
   value: /etc/kbrackup/sftp/{{ $repo.sftp.privateKeyKey }}
+{{- if not $repo.sftp.hostFingerprint }}
 - name: KBRACKUP_SFTP_KNOWN_HOSTS
   value: /etc/kbrackup/sftp/{{ $repo.sftp.knownHostsKey }}
 {{- end }}
+{{- end }}
+{{- with $repo.sftp.hostFingerprint }}
+- name: KBRACKUP_SFTP_HOST_FINGERPRINT
+  value: {{ . | quote }}
+{{- end }}
+{{ include "kbrackup.identityEnv" . }}
+{{- with $s.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* What a pod knows about itself (downward API): names Events, the Lease holder, the snapshot pod's objects. */}}
+{{- define "kbrackup.identityEnv" -}}
 - name: POD_NAME
   valueFrom:
     fieldRef:
@@ -157,7 +260,7 @@ kbrackup.io/backup-set: {{ .set }}
   valueFrom:
     fieldRef:
       fieldPath: metadata.uid
-{{- if ne .component "test" }}
+{{- if has .component (list "backup" "snapshot" "restore") }}
 - name: JOB_NAME
   valueFrom:
     fieldRef:
@@ -170,9 +273,6 @@ kbrackup.io/backup-set: {{ .set }}
 {{- with .cronjob }}
 - name: CRONJOB_NAME
   value: {{ . }}
-{{- end }}
-{{- with $s.extraEnv }}
-{{ toYaml . }}
 {{- end }}
 {{- end }}
 
@@ -203,8 +303,10 @@ kbrackup.io/backup-set: {{ .set }}
     items:
       - key: {{ $repo.sftp.privateKeyKey }}
         path: {{ $repo.sftp.privateKeyKey }}
+      {{- if not $repo.sftp.hostFingerprint }}
       - key: {{ $repo.sftp.knownHostsKey }}
         path: {{ $repo.sftp.knownHostsKey }}
+      {{- end }}
 {{- end }}
 {{- with $repo.persistentVolumeClaim }}
 - name: repository
@@ -245,8 +347,9 @@ kbrackup.io/backup-set: {{ .set }}
 {{/* Pod-level fields shared by every kbrackup pod: dict "root" $ "s" SETTINGS "component" NAME. */}}
 {{- define "kbrackup.podCommon" -}}
 {{- $s := .s -}}
-serviceAccountName: {{ include "kbrackup.serviceAccountName" .root }}
-automountServiceAccountToken: {{ and (ne .root.Values.kubernetesIntegration "off") (ne .component "test") }}
+serviceAccountName: {{ .serviceAccount | default (include "kbrackup.serviceAccountName" .root) }}
+{{- /* Only pods that call the API get a token: backup (Events, Lease) and snapshot pods. */}}
+automountServiceAccountToken: {{ or (and .root.Values.kubernetesIntegration (eq .component "backup")) (eq .component "snapshot") }}
 {{- with .root.Values.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
@@ -260,7 +363,14 @@ priorityClassName: {{ . }}
 nodeSelector:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with $s.affinity }}
+{{- $affinity := deepCopy $s.affinity }}
+{{- if and $s.colocateWith (eq .component "backup") }}
+{{- $term := dict "labelSelector" (dict "matchLabels" $s.colocateWith) "topologyKey" "kubernetes.io/hostname" }}
+{{- $pod := get $affinity "podAffinity" | default dict }}
+{{- $_ := set $pod "requiredDuringSchedulingIgnoredDuringExecution" (append (get $pod "requiredDuringSchedulingIgnoredDuringExecution" | default list) $term) }}
+{{- $_ := set $affinity "podAffinity" $pod }}
+{{- end }}
+{{- with $affinity }}
 affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
@@ -270,15 +380,52 @@ tolerations:
 {{- end }}
 {{- end }}
 
-{{/* Pod template metadata: dict "root" $ "s" SETTINGS "component" NAME "set" NAME. */}}
+{{/* Pod metadata: dict "root" $ "s" SETTINGS "component" NAME "set" NAME, and "annotations" of its own (hooks). */}}
 {{- define "kbrackup.podMetadata" -}}
 labels:
   {{- include "kbrackup.componentLabels" . | nindent 2 }}
   {{- with .s.podLabels }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
-{{- with .s.podAnnotations }}
+{{- with merge (deepCopy (.annotations | default dict)) (.s.podAnnotations | default dict) }}
 annotations:
   {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/*
+podFailurePolicy of backup Jobs: fail at once where a retry cannot help (10 no repository, 12 wrong
+key, and 3 partial when partialIsFailure: a retry only writes a second partial snapshot), ignore pod
+disruptions (drain, preemption: the run is repeated), count the rest (1, 11 Lease wait, 143) against backoffLimit.
+*/}}
+{{- define "kbrackup.podFailurePolicy" -}}
+rules:
+  - action: FailJob
+    onExitCodes:
+      containerName: kbrackup
+      operator: In
+      values: {{ .partialIsFailure | ternary (list 3 10 12) (list 10 12) | toJson }}
+  - action: Ignore
+    onPodConditions:
+      - type: DisruptionTarget
+        status: "True"
+{{- end }}
+
+{{/* Stop rendering on names used twice: sets would share a CronJob, sources a volume. */}}
+{{- define "kbrackup.checkNames" -}}
+{{- $sets := dict }}
+{{- range .Values.backups }}
+{{- if hasKey $sets .name }}
+{{- fail (printf "backups: the set name %q is used twice; each set is its own CronJob and snapshot source" .name) }}
+{{- end }}
+{{- $_ := set $sets .name true }}
+{{- $set := .name }}
+{{- $sources := dict }}
+{{- range .sources }}
+{{- if hasKey $sources .name }}
+{{- fail (printf "backup set %q: the source name %q is used twice; each source is a volume of its own" $set .name) }}
+{{- end }}
+{{- $_ := set $sources .name true }}
+{{- end }}
 {{- end }}
 {{- end }}
