@@ -23,6 +23,7 @@ import { storeFile, type StoreContext, type StoredFile } from './store-file.js';
 import { TreeBuilder, baseEntry, type DirCounts } from './tree-builder.js';
 import { Uploader } from './uploader.js';
 import { walk, type WalkEvent, type WalkItem } from './walker.js';
+import { readXattrs } from './xattrs.js';
 
 /** What a backup run is asked to do. */
 export interface BackupOptions {
@@ -243,10 +244,22 @@ class BackupRun {
     return rootId!;
   }
 
+  /** The item's metadata for its entry, with its extended attributes (a failure to read them is reported). */
+  private meta(item: WalkItem): ReturnType<typeof baseEntry> & { xattrs?: [Buffer, Buffer][] } {
+    const base = baseEntry(item.name, item.stat);
+    try {
+      const xattrs = readXattrs(item.absolute);
+      return xattrs ? { ...base, xattrs } : base;
+    } catch (err) {
+      this.fileError(item.path, 'xattrs', err);
+      return base;
+    }
+  }
+
   /** Start the work for one walk item. */
   private async dispatch(item: WalkItem): Promise<Job | undefined> {
     const prev = await this.previous?.find(item.name);
-    const base = baseEntry(item.name, item.stat);
+    const base = item.kind === 'dir' || item.kind === 'symlink' ? this.meta(item) : baseEntry(item.name, item.stat);
     switch (item.kind) {
       case 'dir':
         this.previous?.enter(prev);
@@ -275,7 +288,7 @@ class BackupRun {
       this.counts.filesUnmodified++;
       this.progress.filesDone++;
       this.progress.bytesDone += prev.size;
-      return { ...entry, sha256: prev.sha256, content: prev.content, ...(prev.xattrs ? { xattrs: prev.xattrs } : {}) };
+      return { ...entry, ...(prev.sha256 !== undefined ? { sha256: prev.sha256 } : {}), content: prev.content, ...(prev.xattrs ? { xattrs: prev.xattrs } : {}) };
     }
     const changed = prev?.type === 'file';
     try {
@@ -284,7 +297,7 @@ class BackupRun {
       else this.counts.filesNew++;
       this.progress.filesDone++;
       this.progress.bytesDone += stored.size;
-      return { ...entry, size: stored.size, sha256: stored.sha256, content: stored.content };
+      return { ...entry, ...this.meta(item), size: stored.size, ...(stored.sha256 !== undefined ? { sha256: stored.sha256 } : {}), content: stored.content };
     } catch (err) {
       if (this.signal.aborted || err instanceof KbrackupError) throw err;
       this.fileError(item.path, 'archival', err);
@@ -306,7 +319,7 @@ class BackupRun {
       const shown = Buffer.from(item.path, 'latin1').toString('utf8');
       this.progress.current.add(shown);
       try {
-        const stored = await storeFile(this.store, item.absolute, changed);
+        const stored = await storeFile(this.store, item.absolute, item.stat, changed);
         if (stored.list) this.trees.store(stored.list);
         const after = await lstat(Buffer.from(item.absolute, 'latin1'), { bigint: true }).catch(() => undefined);
         if (!after || changedSince(item.stat, after) || BigInt(stored.size) !== item.stat.size) {

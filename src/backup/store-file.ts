@@ -6,6 +6,8 @@ import type { RepoSecrets } from '../crypto/kdf.js';
 import { encodeTrailer } from '../repo/content-codec.js';
 import { encodeObjectBlobs, type ObjectBlobs } from '../repo/index/blob-list.js';
 import { Layout } from '../repo/layout.js';
+import type { BigIntStats } from 'node:fs';
+import { dataExtents, sparseSupported, type Extent } from '../platform/index.js';
 import type { Content } from '../repo/tree/entry.js';
 import { toBytes, type ByteString } from '../repo/tree/names.js';
 import type { FinishedTree } from '../repo/tree/tree-writer.js';
@@ -40,7 +42,8 @@ export interface StoreContext {
 /** What storing a file produced. */
 export interface StoredFile {
   size: number;
-  sha256: string;
+  /** Absent for a sparse file (its holes are not read, so not hashed). */
+  sha256?: string;
   content: Content;
   /** A long content list's own object, to store before the snapshot. */
   list?: FinishedTree;
@@ -59,37 +62,78 @@ interface Block {
 class ChangedDuringRead extends Error {}
 
 /**
+ * The data extents of a sparse file (allocated blocks fewer than its size), or undefined for a file to
+ * read whole: holes are neither read nor stored, and come back as holes.
+ */
+function sparseExtents(fd: number, stat: BigIntStats): Iterable<Extent> | undefined {
+  if (!sparseSupported() || stat.blocks * 512n >= stat.size) return undefined;
+  const size = Number(stat.size);
+  const extents = dataExtents(fd, size);
+  const first = extents.next();
+  if (!first.done && first.value.offset === 0 && first.value.length === size) return undefined;
+  return (function* () {
+    if (!first.done) yield first.value;
+    yield* extents;
+  })();
+}
+
+/**
  * Store a large file's content as chunk objects (small files go through small-files.ts). A file with a
  * previous version (`changed`) is scanned first and only its new chunks are read again and encrypted;
  * a new file goes in one pass (under a pod's memory limit a second read may hit the disk again).
  */
-export async function storeFile(ctx: StoreContext, path: ByteString, changed: boolean): Promise<StoredFile> {
+export async function storeFile(ctx: StoreContext, path: ByteString, stat: BigIntStats, changed: boolean): Promise<StoredFile> {
   const handle = await open(toBytes(path), 'r');
   try {
     if (changed) {
       try {
-        return await storeLarge(ctx, handle, true);
+        return await storeContent(ctx, handle, stat, true);
       } catch (err) {
         if (!(err instanceof ChangedDuringRead)) throw err;
         // One pass names every chunk by the bytes it encrypted, so ids and file hash stay consistent.
       }
     }
-    return await storeLarge(ctx, handle, false);
+    return await storeContent(ctx, handle, stat, false);
   } finally {
     await handle.close();
+  }
+}
+
+/** Store the file whole, or (sparse) extent by extent with holes between; a sparse file records no SHA-256. */
+async function storeContent(ctx: StoreContext, handle: FileHandle, stat: BigIntStats, scanFirst: boolean): Promise<StoredFile> {
+  const chunks = new ContentBuilder(ctx.secrets, ctx.tempDir);
+  try {
+    const extents = sparseExtents(handle.fd, stat);
+    if (!extents) {
+      const { read, sha256 } = await storeRange(ctx, handle, chunks, scanFirst, 0, undefined);
+      return { size: read, sha256, ...(await chunks.finish()) };
+    }
+    let pos = 0;
+    for (const extent of extents) {
+      await chunks.hole(extent.offset - pos);
+      const { read } = await storeRange(ctx, handle, chunks, scanFirst, extent.offset, extent.offset + extent.length);
+      pos = extent.offset + read;
+      if (read < extent.length) break;
+    }
+    const size = Math.max(pos, Number(stat.size));
+    await chunks.hole(size - pos);
+    return { size, ...(await chunks.finish()) };
+  } catch (err) {
+    await chunks.abort();
+    throw err;
   }
 }
 
 /** Chunks finishing (last write, close, index) while the next one is encrypted. */
 const CLOSING = 2;
 
-async function storeLarge(ctx: StoreContext, handle: FileHandle, scanFirst: boolean): Promise<StoredFile> {
+/** Chunk, name and store the bytes from `start` to `end` (or to the end of the file); returns how many were read. */
+async function storeRange(ctx: StoreContext, handle: FileHandle, chunks: ContentBuilder, scanFirst: boolean, start: number, end: number | undefined): Promise<{ read: number; sha256: string }> {
   const chunking = ctx.chunker.open();
-  const chunks = new ContentBuilder(ctx.secrets, ctx.tempDir);
   let open: { encoder: ChunkEncoder; path: string } | undefined;
-  let chunkStart = 0;
-  let pos = 0;
-  let at = 0;
+  let chunkStart = start;
+  let pos = start;
+  let at = start;
   // In file order; each settles by itself, so a failure of one never strands the others' temp files.
   const closing: Promise<{ id: Buffer; length: number }>[] = [];
   const settle = async (bound: number): Promise<void> => {
@@ -129,13 +173,14 @@ async function storeLarge(ctx: StoreContext, handle: FileHandle, scanFirst: bool
   // Blocks are read into the chunk thread's ring and released once encrypted: the encoder keeps no views.
   const readAt = (offset: number): Promise<Block> => {
     const slot = chunking.take();
-    const read = handle.read(slot.buf, 0, slot.buf.length, offset).then(({ bytesRead }) => ({ slot, data: slot.buf.subarray(0, bytesRead) }));
+    const want = end === undefined ? slot.buf.length : Math.min(slot.buf.length, end - offset);
+    const read = (want === 0 ? Promise.resolve({ bytesRead: 0 }) : handle.read(slot.buf, 0, want, offset)).then(({ bytesRead }) => ({ slot, data: slot.buf.subarray(0, bytesRead) }));
     read.catch(() => undefined);
     return read;
   };
   // Three stages overlap: the thread pool reads ahead, the chunk thread cuts a few blocks ahead, and this
   // thread encrypts the oldest; a few blocks of slack keep both threads busy despite uneven blocks.
-  let next: Promise<Block> | undefined = readAt(0);
+  let next: Promise<Block> | undefined = readAt(start);
   const cutting: (Block & { cuts: Promise<BlockCuts> })[] = [];
   try {
     for (;;) {
@@ -160,14 +205,13 @@ async function storeLarge(ctx: StoreContext, handle: FileHandle, scanFirst: bool
     const { sha256, lastId } = await chunking.end();
     if (lastId) finishChunk(pos, lastId);
     await settle(0);
-    return { size: pos, sha256, ...(await chunks.finish()) };
+    return { read: pos - start, sha256 };
   } catch (err) {
     chunking.abandon();
     // The caller closes the handle: the read in flight and the chunks closing must be over by then.
     await next?.catch(() => undefined);
     await Promise.allSettled(closing);
     if (open) await dropChunk(ctx, open.encoder, open.path);
-    await chunks.abort();
     throw err;
   }
 }

@@ -4,6 +4,7 @@ import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { IntegrityError } from '../errors.js';
 import type { DirEntry, FileEntry, SymlinkEntry } from '../repo/tree/entry.js';
 import { childPath, displayName, toBytes, type ByteString } from '../repo/tree/names.js';
+import type { XattrWriter } from './xattrs.js';
 
 /** Restoring as root: owners are restored by number; otherwise files belong to the running user (as restic does). */
 const isRoot = process.getuid?.() === 0;
@@ -17,18 +18,20 @@ function tempName(dir: ByteString): ByteString {
   return childPath(dir, `.kbrackup-${randomBytes(6).toString('hex')}`);
 }
 
-/** Mode, owner and times onto an open file descriptor. */
-function applyFileMeta(fd: number, entry: FileEntry): void {
+/** Extended attributes, mode, owner and times onto an open file descriptor. */
+function applyFileMeta(fd: number, path: ByteString, entry: FileEntry, xattrs: XattrWriter): void {
+  xattrs.onFd(fd, path, entry.xattrs);
   if (isRoot) fchownSync(fd, entry.uid, entry.gid);
   fchmodSync(fd, entry.mode);
   const t = seconds(entry.mtime);
   futimesSync(fd, t, t);
 }
 
-/** Mode, owner and times of a folder (after everything inside it was written). */
-export async function applyDirMeta(path: ByteString, entry: DirEntry): Promise<void> {
+/** Extended attributes, mode, owner and times of a folder (after everything inside it was written). */
+export async function applyDirMeta(path: ByteString, entry: DirEntry, xattrs: XattrWriter): Promise<void> {
   const handle = await open(toBytes(path), 'r');
   try {
+    xattrs.onFd(handle.fd, path, entry.xattrs);
     if (isRoot) await handle.chown(entry.uid, entry.gid);
     await handle.chmod(entry.mode);
     const t = seconds(entry.mtime);
@@ -38,11 +41,12 @@ export async function applyDirMeta(path: ByteString, entry: DirEntry): Promise<v
   }
 }
 
-/** Create a symlink (replacing what is there) with its owner and times. */
-export function writeSymlink(path: ByteString, entry: SymlinkEntry): void {
+/** Create a symlink (replacing what is there) with its attributes, owner and times. */
+export function writeSymlink(path: ByteString, entry: SymlinkEntry, xattrs: XattrWriter): void {
   const bytes = toBytes(path);
   rmSync(bytes, { force: true });
   symlinkSync(toBytes(entry.linkTarget), bytes);
+  xattrs.onPath(path, entry.xattrs);
   if (isRoot) lchownSync(bytes, entry.uid, entry.gid);
   const t = seconds(entry.mtime);
   lutimesSync(bytes, t, t);
@@ -59,14 +63,14 @@ function checkContent(entry: FileEntry, path: ByteString, size: number, sha256: 
  * Write a small file whose verified bytes are all in memory, with synchronous calls: for tiny files
  * the per-call cost of the async API (~100 us on two cores) would be most of the time.
  */
-export function writeWholeFile(dir: ByteString, path: ByteString, entry: FileEntry, data: Buffer | undefined, tree: string): void {
+export function writeWholeFile(dir: ByteString, path: ByteString, entry: FileEntry, data: Buffer | undefined, tree: string, xattrs: XattrWriter): void {
   const bytes = data ?? Buffer.alloc(0);
   checkContent(entry, path, bytes.length, entry.sha256 === undefined ? undefined : createHash('sha256').update(bytes).digest('hex'), tree);
   const temp = tempName(dir);
   const fd = openSync(toBytes(temp), 'wx', 0o600);
   try {
     for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done, done);
-    applyFileMeta(fd, entry);
+    applyFileMeta(fd, path, entry, xattrs);
   } catch (err) {
     closeSync(fd);
     rmSync(toBytes(temp), { force: true });
@@ -104,6 +108,7 @@ export class LargeFileWriter {
     private readonly path: ByteString,
     private readonly entry: FileEntry,
     private readonly tree: string,
+    private readonly xattrs: XattrWriter,
   ) {
     this.temp = tempName(dir);
     this.hash = entry.sha256 !== undefined ? createHash('sha256') : undefined;
@@ -136,7 +141,7 @@ export class LargeFileWriter {
     checkContent(this.entry, this.path, this.position, this.hash?.digest('hex'), this.tree);
     const handle = this.handle!;
     await handle.truncate(this.position);
-    applyFileMeta(handle.fd, this.entry);
+    applyFileMeta(handle.fd, this.path, this.entry, this.xattrs);
     await handle.close();
     this.handle = undefined;
     await rename(toBytes(this.temp), toBytes(childPath(this.dir, this.entry.name)));

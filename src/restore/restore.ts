@@ -12,6 +12,7 @@ import { childPath, displayName, fromBytes, fromText, parseDisplayed, toBytes, t
 import { TaskGroup } from '../util/task-group.js';
 import { LargeFileWriter, applyDirMeta, writeSymlink, writeWholeFile } from './files-writer.js';
 import { SafeDirs } from './safe-path.js';
+import { XattrWriter } from './xattrs.js';
 import { Selection, walkSnapshot, type SnapshotItem } from './tree-walk.js';
 
 /** What a restore is asked to do. */
@@ -65,6 +66,7 @@ class RestoreRun {
   private window: SmallJob[] = [];
   private windowBytes = 0;
   private readonly linked = new Map<string, ByteString>();
+  private readonly xattrs: XattrWriter;
 
   constructor(
     private readonly repo: Repository,
@@ -73,6 +75,7 @@ class RestoreRun {
     private readonly warn: (message: string) => void,
   ) {
     this.dirs = new SafeDirs(fromText(options.destination));
+    this.xattrs = new XattrWriter(warn);
   }
 
   private get dirsFile(): string {
@@ -137,7 +140,7 @@ class RestoreRun {
     }
     if (entry.type === 'symlink') {
       this.summary.symlinks_restored++;
-      if (!dry) writeSymlink(absolute, entry);
+      if (!dry) writeSymlink(absolute, entry, this.xattrs);
       return;
     }
     if (entry.links !== undefined && entry.links > 1) {
@@ -156,7 +159,7 @@ class RestoreRun {
     if (dry) return;
     const parts = 'parts' in entry.content ? entry.content.parts : undefined;
     if (parts && parts.length <= 1 && entry.size <= WHOLE_MAX && (parts.length === 0 || 'id' in parts[0]!)) {
-      if (parts.length === 0) return writeWholeFile(dir, path, entry, undefined, tree);
+      if (parts.length === 0) return writeWholeFile(dir, path, entry, undefined, tree, this.xattrs);
       this.window.push({ dir, path, entry, id: (parts[0] as { id: string }).id, tree });
       this.windowBytes += entry.size;
       if (this.window.length >= WINDOW_FILES || this.windowBytes >= WINDOW_BYTES) await this.flushSmall();
@@ -193,7 +196,7 @@ class RestoreRun {
       await tasks.run(async (signal) => {
         for await (const blob of this.repo.readBlobs(wanted)) {
           signal.throwIfAborted();
-          for (const job of group.jobs.get(blob.id.toString('hex'))!) writeWholeFile(job.dir, job.path, job.entry, blob.data, job.tree);
+          for (const job of group.jobs.get(blob.id.toString('hex'))!) writeWholeFile(job.dir, job.path, job.entry, blob.data, job.tree, this.xattrs);
         }
       });
     }
@@ -207,7 +210,7 @@ class RestoreRun {
    * the restored file never appears with bytes the owner's backups did not write.
    */
   private async restoreLarge(dir: ByteString, path: ByteString, entry: FileEntry, tree: string): Promise<void> {
-    const writer = new LargeFileWriter(dir, path, entry, tree);
+    const writer = new LargeFileWriter(dir, path, entry, tree, this.xattrs);
     await writer.openFile();
     const ahead: (Promise<AsyncGenerator<Buffer>> | number)[] = [];
     const open = (id: string): Promise<AsyncGenerator<Buffer>> => {
@@ -256,7 +259,7 @@ class RestoreRun {
       const tab = line.indexOf('\t');
       const path = fromBytes(Buffer.from(line.slice(0, tab), 'base64'));
       const entry = decodeEntry(line.slice(tab + 1), this.dirsFile, 0) as DirEntry;
-      await applyDirMeta(this.dirs.ensure(path, false), entry);
+      await applyDirMeta(this.dirs.ensure(path, false), entry, this.xattrs);
     }
   }
 
