@@ -9,7 +9,7 @@ import { expectCode, makeFixture, type Fixture } from './helpers/repo.js';
 const MiB = 1024 * 1024;
 
 /**
- * DESIGN.md's one idea: memory does not grow with the data. Peak RSS of real child processes must not
+ * docs/ARCHITECTURE.md "Memory does not grow with the data". Peak RSS of real child processes must not
  * depend on file size or chunk size (the issue's bound: all within 16 MiB of each other).
  */
 describe('memory stays flat whatever the file and chunk size', () => {

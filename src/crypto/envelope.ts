@@ -139,7 +139,7 @@ export async function headerRecipients(header: Uint8Array, object: string): Prom
 
 /** Decrypt one SEIPDv2 packet with a known session key; the result stream fails with IntegrityError on any tampering or truncation. */
 export function decryptPacket(encrypted: Readable, sessionKey: SessionKey, object: string): Readable {
-  // Our own decryptor rather than openpgp's: ~30 MB/s and much memory there (DESIGN.md "leaner path").
+  // Our own decryptor rather than openpgp's: ~30 MB/s and much memory there (docs/ARCHITECTURE.md "Metadata objects").
   const plain = Readable.from(seipdDecryptor(sessionKey, object)(encrypted), { objectMode: false });
   // A reader that stops early must release the target's connection now, not when its next bytes arrive.
   plain.once('close', () => encrypted.destroy());

@@ -1,7 +1,7 @@
 import { enums, type PartialConfig } from 'openpgp';
 
 /**
- * The openpgp settings measured to stay fast and small (DESIGN.md): v6 keys that prefer AES-GCM,
+ * The openpgp settings measured to stay fast and small (docs/ARCHITECTURE.md "Content objects and bundles"): v6 keys that prefer AES-GCM,
  * which Node runs natively (a key preferring OCB makes encryption run in JavaScript at a third of the speed).
  */
 export const OPENPGP_CONFIG: PartialConfig = {

@@ -8,7 +8,7 @@ import { asBuffer } from '../util/bytes.js';
  * ways); writing it ourselves runs ~3x faster than openpgp's streaming encryptor inside a 64 MiB
  * cgroup, because AES-GCM runs natively and nothing is queued between web streams.
  */
-/** 2^(12+6) = 256 KiB AEAD chunks: larger chunks were OOM-killed at 64 MiB (DESIGN.md). */
+/** 2^(12+6) = 256 KiB AEAD chunks: larger chunks were OOM-killed at 64 MiB (docs/ARCHITECTURE.md "Metadata objects"). */
 const CHUNK_SIZE_BYTE = 12;
 const CHUNK_SIZE = 1 << (CHUNK_SIZE_BYTE + 6);
 
