@@ -1,0 +1,157 @@
+import { join } from 'node:path';
+import { IntegrityError, NotFoundError } from '../errors.js';
+import { Layout, idOfName } from '../repo/layout.js';
+import type { Repository } from '../repo/repository.js';
+import type { ObjectInfo } from '../targets/target.js';
+import { CHOSEN, LISTING_WIDTH, LOCATION_WIDTH, USED, blobOf, fromIndexRecords, listingInfo, listingRecord, toByBlob, toByObject } from './locations.js';
+import { Cursor, readRecords, sortRecords, writeRecords } from './record-stream.js';
+
+/**
+ * What the repository holds, as sorted streams (docs/maintenance.md "How prune works"): the listing of
+ * content objects, the index entries by object and by blob, and which copy of each blob is kept. It
+ * reads listings and index objects only, never trees; `used.ts` says which ids the snapshots need.
+ */
+
+/** A sorted listing file of content (or tree) objects, and what it holds. */
+export interface Listing {
+  path: string;
+  objects: number;
+  bytes: number;
+  /** Objects whose storage gave no time: treated as young, so never deleted. */
+  undated: number;
+}
+
+/** Most index entries one content object may have: a pack holds at most 65,536 blobs. */
+export const MAX_OBJECT_RECORDS = 65_536 * 2;
+
+/** List the objects under `dirs` into a sorted listing file. */
+async function listInto(repo: Repository, dirs: readonly (readonly [string, 'chunk' | 'pack' | 'tree'])[], path: string, tempDir: string): Promise<Listing> {
+  const listing: Listing = { path, objects: 0, bytes: 0, undated: 0 };
+  async function* records(): AsyncGenerator<string> {
+    for (const [dir, kind] of dirs) {
+      for await (const o of repo.list(dir)) {
+        const id = idOfName(dir, o.name);
+        if (!id) continue;
+        listing.objects++;
+        listing.bytes += o.size;
+        if (o.modified === undefined) listing.undated++;
+        yield listingRecord(kind, id, o.size, o.modified);
+      }
+    }
+  }
+  await writeRecords(path, LISTING_WIDTH, sortRecords(records(), tempDir, LISTING_WIDTH));
+  return listing;
+}
+
+/** Every content object (chunks/, packs/) with its size and time, sorted by kind and id. */
+export function listContent(repo: Repository, dir: string): Promise<Listing> {
+  return listInto(
+    repo,
+    [
+      [Layout.chunksDir, 'chunk'],
+      [Layout.packsDir, 'pack'],
+    ],
+    join(dir, 'content-listing'),
+    dir,
+  );
+}
+
+/** Every tree and content-list object (trees/), sorted by id. */
+export function listTrees(repo: Repository, dir: string): Promise<Listing> {
+  return listInto(repo, [[Layout.treesDir, 'tree']], join(dir, 'tree-listing'), dir);
+}
+
+/** The index objects, newest first: an entry's rank is its index object's place here. */
+export async function rankedIndexObjects(repo: Repository): Promise<ObjectInfo[]> {
+  const objects = await repo.indexObjects();
+  return objects.sort((a, b) => (b.modified ?? 0) - (a.modified ?? 0) || a.name.localeCompare(b.name));
+}
+
+/**
+ * Every entry of every index object, as by-object records (unsorted). An index object that cannot be
+ * read is reported and skipped (what it listed then counts as not indexed); one removed meanwhile is
+ * skipped silently.
+ */
+export async function* indexEntries(repo: Repository, ranked: readonly ObjectInfo[], problem: (object: string, err: unknown) => void): AsyncGenerator<string> {
+  for (const [rank, o] of ranked.entries()) {
+    try {
+      for await (const batch of repo.indexRecords(o.name)) yield* fromIndexRecords(batch, rank, o.name);
+    } catch (err) {
+      if (err instanceof NotFoundError) continue;
+      if (!(err instanceof IntegrityError)) throw err;
+      problem(o.name, err);
+    }
+  }
+}
+
+/** One content object: its listing (undefined when it does not exist) and its index records in bundle order. */
+export interface ObjectGroup {
+  key: string;
+  listing: { size: number; modified: number } | undefined;
+  records: string[];
+}
+
+/**
+ * Merge by-object records (sorted) with a listing file: one group per object that is listed, indexed,
+ * or both, in key order.
+ */
+export async function* groupByObject(sorted: AsyncIterable<string>, listingPath: string): AsyncGenerator<ObjectGroup> {
+  const records = new Cursor(sorted[Symbol.asyncIterator]());
+  const listed = new Cursor(readRecords(listingPath, LISTING_WIDTH));
+  try {
+    for (;;) {
+      const r = await records.peek();
+      const l = await listed.peek();
+      if (r === undefined && l === undefined) return;
+      const rk = r?.slice(0, 33);
+      const lk = l?.slice(0, 33);
+      const key = rk === undefined ? lk! : lk === undefined ? rk : rk < lk ? rk : lk;
+      const group: ObjectGroup = { key, listing: undefined, records: [] };
+      if (lk === key) group.listing = listingInfo((await listed.next())!);
+      for (let next = await records.peek(); next !== undefined && next.startsWith(key); next = await records.peek()) {
+        group.records.push((await records.next())!);
+        if (group.records.length > MAX_OBJECT_RECORDS) throw new IntegrityError('index', `lists more than ${MAX_OBJECT_RECORDS} blobs of one content object; damaged`);
+      }
+      yield group;
+    }
+  } finally {
+    await records.close();
+    await listed.close();
+  }
+}
+
+/** The index records sorted by object, ready for groupByObject. */
+export function sortByObject(records: AsyncIterable<string>, tempDir: string): AsyncGenerator<string> {
+  return sortRecords(records, tempDir, LOCATION_WIDTH);
+}
+
+/**
+ * Choose one copy of each blob and mark the used ones: records (by-object, of existing objects, any
+ * order) are sorted by blob and merged with the sorted used ids. The first copy of a blob (from the
+ * newest index object) is CHOSEN; a used blob's chosen copy is also USED. Every record comes out again,
+ * by-object with its flags, in blob order; a used id with no copy at all goes to `missing`.
+ */
+export async function* chooseCopies(records: AsyncIterable<string>, usedBlobs: string, tempDir: string, missing: (id: string) => void | Promise<void>): AsyncGenerator<string> {
+  async function* byBlob(): AsyncGenerator<string> {
+    for await (const r of records) yield toByBlob(r);
+  }
+  const used = new Cursor(readRecords(usedBlobs, 32));
+  try {
+    let last = '';
+    for await (const r of sortRecords(byBlob(), tempDir, LOCATION_WIDTH)) {
+      const blob = blobOf(r);
+      if (blob === last) {
+        yield toByObject(r, 0);
+        continue;
+      }
+      last = blob;
+      for (let u = await used.peek(); u !== undefined && u < blob; u = await used.peek()) await missing((await used.next())!);
+      const isUsed = (await used.peek()) === blob;
+      if (isUsed) await used.next();
+      yield toByObject(r, CHOSEN | (isUsed ? USED : 0));
+    }
+    for (let u = await used.next(); u !== undefined; u = await used.next()) await missing(u);
+  } finally {
+    await used.close();
+  }
+}

@@ -1,0 +1,119 @@
+import { ID_SIZE, RECORD_SIZE, decodeLocation, type BlobLocation, type IndexEntry } from '../repo/index/records.js';
+import { numberChars, readNumber } from './record-stream.js';
+
+/**
+ * One index entry as maintenance streams it, in two byte orders so that a plain sort groups it either
+ * by content object (to meet the object listing) or by blob (to meet the used ids):
+ *
+ *   by object:  kind 1 | object id 32 | bundle offset 6 | blob offset 4 | blob id 32 | key offset 6
+ *               | bundle length 4 | raw length 4 | rank 4 | flags 1
+ *   by blob:    blob id 32 | rank 4 | kind 1 | object id 32 | bundle offset 6 | blob offset 4 | key offset 6
+ *               | bundle length 4 | raw length 4 | flags 1
+ *
+ * `rank` is the position of the index object that listed it, newest first, so that of two copies of a
+ * blob the one a later prune wrote is chosen. `flags` say whether this copy was chosen and is used.
+ */
+export const LOCATION_WIDTH = 94;
+
+/** This copy is the one kept for its blob (the others are duplicates). */
+export const CHOSEN = 1;
+/** The blob is used by a snapshot. */
+export const USED = 2;
+
+/** Kinds of listed objects: content objects (the codes of repo/index/records.ts) and, in listings only, trees. */
+export type ListedKind = 'chunk' | 'pack' | 'tree';
+const KIND_CODE = { chunk: 1, pack: 2, tree: 3 } as const;
+const KINDS = ['', 'chunk', 'pack', 'tree'] as const;
+
+/** The 33-char key of a listed object: its kind and id, as both listings and by-object records begin. */
+export function objectKey(kind: ListedKind, objectIdHex: string): string {
+  return String.fromCharCode(KIND_CODE[kind]) + Buffer.from(objectIdHex, 'hex').toString('latin1');
+}
+
+/** Kind and id of a content object's key. */
+export function parseObjectKey(key: string): { kind: 'chunk' | 'pack'; objectId: string } {
+  const kind = KINDS[key.charCodeAt(0)];
+  if (kind !== 'chunk' && kind !== 'pack') throw new RangeError(`not a content object key (kind ${key.charCodeAt(0)})`);
+  return { kind, objectId: Buffer.from(key.slice(1, 33), 'latin1').toString('hex') };
+}
+
+/** The by-object records of a batch of index records (records.ts), with the rank of their index object. */
+export function fromIndexRecords(batch: Buffer, rank: number, source: string): string[] {
+  const out: string[] = [];
+  const rankChars = numberChars(rank, 4);
+  for (let at = 0; at < batch.length; at += RECORD_SIZE) {
+    const loc = decodeLocation(batch, at, source);
+    out.push(byObject(batch.toString('latin1', at, at + ID_SIZE), loc, rankChars));
+  }
+  return out;
+}
+
+function byObject(id: string, loc: BlobLocation, rankChars: string, flags = 0): string {
+  return (
+    objectKey(loc.kind, loc.objectId) +
+    numberChars(loc.bundleOffset, 6) +
+    numberChars(loc.blobOffset, 4) +
+    id +
+    numberChars(loc.keyOffset, 6) +
+    numberChars(loc.bundleLength, 4) +
+    numberChars(loc.rawLength, 4) +
+    rankChars +
+    String.fromCharCode(flags)
+  );
+}
+
+/** A by-object record for a blob at `loc` (a blob copied into a new pack). */
+export function locationRecord(id: Buffer, loc: BlobLocation, flags: number): string {
+  return byObject(id.toString('latin1'), loc, numberChars(0, 4), flags);
+}
+
+/** A by-object record reordered by blob. */
+export function toByBlob(r: string): string {
+  return r.slice(43, 75) + r.slice(89, 93) + r.slice(0, 43) + r.slice(75, 89) + r.slice(93);
+}
+
+/** A by-blob record reordered by object, with new flags. */
+export function toByObject(r: string, flags: number): string {
+  return r.slice(36, 79) + r.slice(0, 32) + r.slice(79, 93) + r.slice(32, 36) + String.fromCharCode(flags);
+}
+
+/** The fields of a by-object record. */
+export const Loc = {
+  objectKey: (r: string) => r.slice(0, 33),
+  bundleOffset: (r: string) => readNumber(r, 33, 6),
+  blobOffset: (r: string) => readNumber(r, 39, 4),
+  id: (r: string) => r.slice(43, 75),
+  keyOffset: (r: string) => readNumber(r, 75, 6),
+  bundleLength: (r: string) => readNumber(r, 81, 4),
+  rawLength: (r: string) => readNumber(r, 85, 4),
+  flags: (r: string) => r.charCodeAt(93),
+  /** The index entry a by-object record stands for. */
+  entry(r: string): IndexEntry {
+    const { kind, objectId } = parseObjectKey(r.slice(0, 33));
+    return {
+      id: Buffer.from(r.slice(43, 75), 'latin1'),
+      loc: { kind, objectId, keyOffset: Loc.keyOffset(r), bundleOffset: Loc.bundleOffset(r), bundleLength: Loc.bundleLength(r), blobOffset: Loc.blobOffset(r), rawLength: Loc.rawLength(r) },
+    };
+  },
+};
+
+/** The blob id (32 chars) of a by-blob record. */
+export function blobOf(r: string): string {
+  return r.slice(0, 32);
+}
+
+/**
+ * An object as listed: kind and id (33 chars, the sort key), size (6) and when it was stored (6, ms
+ * since the epoch; 0 when the storage does not say).
+ */
+export const LISTING_WIDTH = 45;
+
+/** The listing record of one content object. */
+export function listingRecord(kind: ListedKind, objectIdHex: string, size: number, modified: number | undefined): string {
+  return objectKey(kind, objectIdHex) + numberChars(size, 6) + numberChars(Math.max(0, Math.round(modified ?? 0)), 6);
+}
+
+/** Size and storage time of a listing record. */
+export function listingInfo(r: string): { size: number; modified: number } {
+  return { size: readNumber(r, 33, 6), modified: readNumber(r, 39, 6) };
+}
