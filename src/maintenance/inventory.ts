@@ -1,9 +1,10 @@
 import { join } from 'node:path';
 import { IntegrityError, NotFoundError } from '../errors.js';
+import { FOOTER_LENGTH } from '../repo/content-codec.js';
 import { Layout, idOfName } from '../repo/layout.js';
 import type { Repository } from '../repo/repository.js';
 import type { ObjectInfo } from '../targets/target.js';
-import { CHOSEN, LISTING_WIDTH, LOCATION_WIDTH, USED, blobOf, fromIndexRecords, listingInfo, listingRecord, toByBlob, toByObject } from './locations.js';
+import { CHOSEN, LISTING_WIDTH, LOCATION_WIDTH, Loc, USED, blobOf, isAbsent, fromIndexRecords, listingInfo, listingRecord, toByBlob, toByObject } from './locations.js';
 import { Cursor, readRecords, sortRecords, writeRecords } from './record-stream.js';
 
 /**
@@ -126,12 +127,32 @@ export function sortByObject(records: AsyncIterable<string>, tempDir: string): A
 }
 
 /**
- * Choose one copy of each blob and mark the used ones: records (by-object, of existing objects, any
- * order) are sorted by blob and merged with the sorted used ids. The first copy of a blob (from the
- * newest index object) is CHOSEN; a used blob's chosen copy is also USED. Every record comes out again,
- * by-object with its flags, in blob order; a used id with no copy at all goes to `missing`.
+ * The index entries of content objects that exist and are long enough for them, by object; entries of
+ * other objects are counted in `dropped` (stale: a later index says better). An index object that
+ * cannot be read goes to `indexProblem`, which decides whether to stop.
  */
-export async function* chooseCopies(records: AsyncIterable<string>, usedBlobs: string, tempDir: string, missing: (id: string) => void | Promise<void>): AsyncGenerator<string> {
+export async function* existingCopies(repo: Repository, ranked: readonly ObjectInfo[], content: Listing, tempDir: string, indexProblem: (object: string, err: unknown) => void, dropped: (n: number) => void): AsyncGenerator<string> {
+  for await (const g of groupByObject(sortByObject(indexEntries(repo, ranked, indexProblem), tempDir), content.path)) {
+    if (!g.listing) {
+      dropped(g.records.length);
+      continue;
+    }
+    const end = g.listing.size - FOOTER_LENGTH;
+    for (const r of g.records) {
+      if (Loc.bundleOffset(r) + Loc.bundleLength(r) <= end) yield r;
+      else dropped(1);
+    }
+  }
+}
+
+/**
+ * Choose one copy of each blob and mark the used ones: records (by-object, any order) are sorted by blob
+ * and merged with the sorted used ids. The first copy of a blob (from the newest index object) is
+ * CHOSEN; a used blob's chosen copy is also USED. Every record comes out again, by-object with its
+ * flags, in blob order. A used id with no copy goes to `missing`, with the copy the index named if
+ * that one was marked absent (markAbsent: its object is missing or too short).
+ */
+export async function* chooseCopies(records: AsyncIterable<string>, usedBlobs: string, tempDir: string, missing: (id: string, lost?: string) => void | Promise<void>): AsyncGenerator<string> {
   async function* byBlob(): AsyncGenerator<string> {
     for await (const r of records) yield toByBlob(r);
   }
@@ -148,9 +169,38 @@ export async function* chooseCopies(records: AsyncIterable<string>, usedBlobs: s
       for (let u = await used.peek(); u !== undefined && u < blob; u = await used.peek()) await missing((await used.next())!);
       const isUsed = (await used.peek()) === blob;
       if (isUsed) await used.next();
+      const record = toByObject(r, 0);
+      if (isAbsent(record)) {
+        if (isUsed) await missing(blob, record);
+        yield record;
+        continue;
+      }
       yield toByObject(r, CHOSEN | (isUsed ? USED : 0));
     }
     for (let u = await used.next(); u !== undefined; u = await used.next()) await missing(u);
+  } finally {
+    await used.close();
+  }
+}
+
+/** One tree object as listed, and whether a snapshot uses it. */
+export interface ListedTree {
+  /** 32-char id. */
+  id: string;
+  size: number;
+  modified: number;
+  used: boolean;
+}
+
+/** Merge a tree listing with the sorted used tree ids. */
+export async function* treesWithUse(listing: Listing, usedTrees: string): AsyncGenerator<ListedTree> {
+  const used = new Cursor(readRecords(usedTrees, 32));
+  try {
+    for await (const r of readRecords(listing.path, LISTING_WIDTH)) {
+      const id = r.slice(1, 33);
+      for (let u = await used.peek(); u !== undefined && u < id; u = await used.peek()) await used.next();
+      yield { id, ...listingInfo(r), used: (await used.peek()) === id };
+    }
   } finally {
     await used.close();
   }

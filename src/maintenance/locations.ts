@@ -67,6 +67,24 @@ export function locationRecord(id: Buffer, loc: BlobLocation, flags: number): st
   return byObject(id.toString('latin1'), loc, numberChars(0, 4), flags);
 }
 
+/** Ranks at or above this mark copies in objects that are missing or too short (check feeds them so it can name them). */
+const ABSENT = 2 ** 31;
+
+/** The by-object record of a copy whose object is missing or too short: it sorts after every real copy of its blob. */
+export function markAbsent(r: string): string {
+  return r.slice(0, 89) + numberChars(readNumber(r, 89, 4) + ABSENT, 4) + r.slice(93);
+}
+
+/** Whether a by-object record was marked absent. */
+export function isAbsent(r: string): boolean {
+  return readNumber(r, 89, 4) >= ABSENT;
+}
+
+/** The rank (index object, newest first) of a by-object record, absent mark removed. */
+export function rankOf(r: string): number {
+  return readNumber(r, 89, 4) % ABSENT;
+}
+
 /** A by-object record reordered by blob. */
 export function toByBlob(r: string): string {
   return r.slice(43, 75) + r.slice(89, 93) + r.slice(0, 43) + r.slice(75, 89) + r.slice(93);

@@ -1,12 +1,11 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KbrackupError, describeError } from '../errors.js';
-import { FOOTER_LENGTH } from '../repo/content-codec.js';
 import { Layout } from '../repo/layout.js';
 import type { Repository } from '../repo/repository.js';
-import { chooseCopies, groupByObject, indexEntries, listContent, listTrees, rankedIndexObjects, sortByObject, type Listing, type ObjectGroup } from './inventory.js';
-import { CHOSEN, LOCATION_WIDTH, Loc, listingInfo, parseObjectKey } from './locations.js';
-import { Cursor, RecordWriter, idHex, numberChars, readNumber, readRecords, sortRecords } from './record-stream.js';
+import { chooseCopies, existingCopies, groupByObject, listContent, listTrees, rankedIndexObjects, sortByObject, treesWithUse, type Listing, type ObjectGroup } from './inventory.js';
+import { CHOSEN, LOCATION_WIDTH, Loc, parseObjectKey } from './locations.js';
+import { RecordWriter, idHex, numberChars, readNumber, readRecords, sortRecords } from './record-stream.js';
 import { Repacker, bundlesOf } from './repack.js';
 import { loadSnapshots } from './snapshots.js';
 import { collectUsed } from './used.js';
@@ -120,8 +119,10 @@ export async function prune(repo: Repository, options: PruneOptions): Promise<Pr
       repo,
       snapshots.map((s) => ({ object: s.object, tree: s.tree })),
       work,
-      (object, err) => {
-        throw new PruneRefusedError(`${object} cannot be read (${describeError(err)}); prune cannot tell what it references, so nothing was deleted. Run \`kbrackup check\` to see the snapshots affected`);
+      {
+        problem: (object, err) => {
+          throw new PruneRefusedError(`${object} cannot be read (${describeError(err)}); prune cannot tell what it references, so nothing was deleted. Run \`kbrackup check\` to see the snapshots affected`);
+        },
       },
       { signal },
     );
@@ -136,29 +137,20 @@ export async function prune(repo: Repository, options: PruneOptions): Promise<Pr
     stats.bytes.total = content.bytes;
 
     // Stage 1: index entries of objects that exist, within their object.
-    async function* existing(): AsyncGenerator<string> {
-      const byObject = sortByObject(
-        indexEntries(repo, ranked, (object, err) => {
-          throw new PruneRefusedError(`${object} cannot be read (${describeError(err)}); run \`kbrackup repair index\` first, nothing was deleted`);
-        }),
-        work,
-      );
-      for await (const g of groupByObject(byObject, content.path)) {
-        if (!g.listing) {
-          stats.index.dropped += g.records.length;
-          continue;
-        }
-        const size = g.listing.size;
-        for (const r of g.records) {
-          if (Loc.bundleOffset(r) + Loc.bundleLength(r) <= size - FOOTER_LENGTH) yield r;
-          else stats.index.dropped++;
-        }
-      }
-    }
+    const existing = existingCopies(
+      repo,
+      ranked,
+      content,
+      work,
+      (object, err) => {
+        throw new PruneRefusedError(`${object} cannot be read (${describeError(err)}); run \`kbrackup repair index\` first, nothing was deleted`);
+      },
+      (n) => (stats.index.dropped += n),
+    );
     // Stage 2: one chosen copy per blob; stage 3: by object again, to decide.
     const missing: string[] = [];
     let missingCount = 0;
-    const chosen = chooseCopies(existing(), used.blobs, work, (id) => {
+    const chosen = chooseCopies(existing, used.blobs, work, (id) => {
       if (missing.length < EXAMPLES) missing.push(idHex(id));
       missingCount++;
     });
@@ -232,24 +224,17 @@ export async function prune(repo: Repository, options: PruneOptions): Promise<Pr
   }
 }
 
-/** Merge the tree listing with the used trees: unused old trees are deleted, unused young ones stay. */
+/** Unused old trees are deleted, unused young ones stay. */
 async function planTrees(trees: Listing, usedTrees: string, isYoung: (modified: number) => boolean, plan: Plan, stats: PruneStats): Promise<void> {
   stats.trees.total = trees.objects;
-  const used = new Cursor(readRecords(usedTrees, 32));
-  try {
-    for await (const r of readRecords(trees.path, 45)) {
-      const id = r.slice(1, 33);
-      for (let u = await used.peek(); u !== undefined && u < id; u = await used.peek()) await used.next();
-      if ((await used.peek()) === id) continue;
-      stats.trees.unused++;
-      if (isYoung(listingInfo(r).modified)) stats.trees.young++;
-      else {
-        stats.trees.delete++;
-        await plan.removeTree(id);
-      }
+  for await (const t of treesWithUse(trees, usedTrees)) {
+    if (t.used) continue;
+    stats.trees.unused++;
+    if (isYoung(t.modified)) stats.trees.young++;
+    else {
+      stats.trees.delete++;
+      await plan.removeTree(t.id);
     }
-  } finally {
-    await used.close();
   }
 }
 

@@ -19,19 +19,25 @@ const TREE = 't';
 /**
  * "Which ids are used" (docs/ARCHITECTURE.md "Layers": the only maintenance step that reads trees):
  * walk every root, writing each blob and tree id it meets to a file, then sort it on disk into the
- * sorted, distinct lists that prune and check merge with the index. `problem` decides what an unreadable
- * tree means: prune stops (it cannot know what that tree needs), check reports and goes on.
+ * sorted, distinct lists that prune and check merge with the index. `hooks.problem` decides what an
+ * unreadable tree means: prune stops (it cannot know what that tree needs), check reports and goes on.
  */
-export async function collectUsed(repo: Repository, roots: readonly WalkRoot[], dir: string, problem: WalkVisitor['problem'], options: { parallel?: number; signal?: AbortSignal } = {}): Promise<UsedIds> {
+export async function collectUsed(
+  repo: Repository,
+  roots: readonly WalkRoot[],
+  dir: string,
+  hooks: Pick<WalkVisitor, 'problem' | 'root' | 'seen'>,
+  options: { parallel?: number; paths?: boolean; signal?: AbortSignal } = {},
+): Promise<UsedIds> {
   const raw = await RecordWriter.create(join(dir, 'used-raw'), 33);
   try {
     await walkSnapshots(
       repo,
       roots,
       {
+        ...hooks,
         tree: (id) => raw.write(TREE + idChars(id)),
         part: (part) => ('id' in part ? raw.write(BLOB + idChars(part.id)) : undefined),
-        problem,
       },
       { tempDir: dir, ...options },
     );

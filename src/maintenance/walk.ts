@@ -1,9 +1,8 @@
-import { DiskIndex } from '../repo/index/disk-index.js';
-import type { BlobLocation } from '../repo/index/records.js';
 import { Layout } from '../repo/layout.js';
 import type { Repository } from '../repo/repository.js';
 import type { ContentPart, FileEntry, TreeEntry } from '../repo/tree/entry.js';
 import { childPath, type ByteString } from '../repo/tree/names.js';
+import { IdSet } from './id-set.js';
 
 /** A snapshot's root, as the walk starts from it. */
 export interface WalkRoot {
@@ -18,6 +17,8 @@ export interface WalkRoot {
  * run interleaved (subtrees are read a few at a time).
  */
 export interface WalkVisitor {
+  /** A snapshot's walk starts (roots are walked one after another). */
+  root?(root: WalkRoot): void;
   /** A folder tree or content list reached for the first time; `chain` is the tree ids from the root down to it. */
   tree?(id: string, chain: readonly string[]): void | Promise<void>;
   /** A tree reached again (read before, or failed before). */
@@ -41,17 +42,14 @@ export interface WalkOptions {
   signal?: AbortSignal;
 }
 
-/** The set's records need a location; tree ids have none, so every id gets this one. */
-const NOWHERE: BlobLocation = { kind: 'pack', objectId: '0'.repeat(64), keyOffset: 0, bundleOffset: 0, bundleLength: 0, blobOffset: 0, rawLength: 0 };
-
 /**
  * Visit every tree and file part of the snapshots' roots, each tree once however many snapshots share
- * it; the set of trees already read lives on disk (repo/index/disk-index.ts), so memory does not grow
+ * it; the set of trees already read lives on disk (id-set.ts), so memory does not grow
  * with the repository. Roots are walked one after another, so when a snapshot meets a tree another
  * snapshot read, that tree's walk (and what the visitor learnt from it) is complete.
  */
 export async function walkSnapshots(repo: Repository, roots: readonly WalkRoot[], visitor: WalkVisitor, options: WalkOptions): Promise<void> {
-  const visited = await DiskIndex.build(options.tempDir, []);
+  const visited = await IdSet.create(options.tempDir);
   try {
     const walk = new Walk(repo, visitor, visited, options);
     for (const root of roots) await walk.root(root);
@@ -69,13 +67,14 @@ class Walk {
   constructor(
     private readonly repo: Repository,
     private readonly visitor: WalkVisitor,
-    private readonly visited: DiskIndex,
+    private readonly visited: IdSet,
     private readonly options: WalkOptions,
   ) {
     this.parallel = Math.max(1, options.parallel ?? 4);
   }
 
   async root(root: WalkRoot): Promise<void> {
+    this.visitor.root?.(root);
     await this.tree(root.tree, [root.tree], '');
     while (this.spawned.size > 0) await Promise.all([...this.spawned]);
     if (this.failure) throw this.failure.error;
@@ -83,7 +82,7 @@ class Walk {
 
   /** Whether `id` is new to this walk (and now marked as read). */
   private first(id: string): Promise<boolean> {
-    return this.visited.add(Buffer.from(id, 'hex'), NOWHERE);
+    return this.visited.add(Buffer.from(id, 'hex'));
   }
 
   private check(): void {
