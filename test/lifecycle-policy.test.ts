@@ -43,12 +43,19 @@ const snapshots = RESTIC_INPUT.map((line) => {
   return { time: `${time!.replace(' ', 'T')}Z`, tags: tags ? tags.split(',') : [] };
 });
 
+const WITHINS = ['within', 'withinHourly', 'withinDaily', 'withinWeekly', 'withinMonthly', 'withinYearly'] as const;
+
+/** A policy as the cases write it: durations in restic's notation. */
+type PolicyInput = Partial<Omit<KeepPolicy, (typeof WITHINS)[number]>> & Partial<Record<(typeof WITHINS)[number], string>>;
+
 /** A policy from a few fields. */
-function policy(p: Partial<KeepPolicy> & { within?: string; withinHourly?: string; withinDaily?: string; withinWeekly?: string; withinMonthly?: string; withinYearly?: string }): KeepPolicy {
-  const out: KeepPolicy = { ...emptyPolicy(), ...p } as KeepPolicy;
-  for (const k of ['within', 'withinHourly', 'withinDaily', 'withinWeekly', 'withinMonthly', 'withinYearly'] as const) {
-    const v = p[k] as unknown;
-    if (typeof v === 'string') out[k] = parseKeepDuration(v);
+function policy(p: PolicyInput): KeepPolicy {
+  const { within, withinHourly, withinDaily, withinWeekly, withinMonthly, withinYearly, ...counts } = p;
+  const out: KeepPolicy = { ...emptyPolicy(), ...counts };
+  const durations = { within, withinHourly, withinDaily, withinWeekly, withinMonthly, withinYearly };
+  for (const k of WITHINS) {
+    const v = durations[k];
+    if (v !== undefined) out[k] = parseKeepDuration(v);
   }
   return out;
 }
@@ -61,7 +68,7 @@ function shown(s: { time: string; tags: string[] }): string {
 
 /** One of restic's cases: the policy, how many stay, the oldest kept, the reasons of the newest and oldest kept, the oldest's counters. */
 interface Case {
-  p: Parameters<typeof policy>[0];
+  p: PolicyInput;
   kept: number;
   oldest: string;
   first: string[];

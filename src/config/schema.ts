@@ -124,6 +124,7 @@ export const schema = {
   readDataSubset: { doc: 'check: decrypt and verify a part of the content objects: N% (a random sample) or n/t (part n of t, so t runs cover everything)', format: 'optional-string', default: '', env: 'KBRACKUP_READ_DATA_SUBSET', arg: 'read-data-subset' },
   noLock: { doc: 'check: do not take the repository lock (for read-only storage credentials); results may be off while another process changes the repository', format: Boolean, default: false, env: 'KBRACKUP_NO_LOCK', arg: 'no-lock' },
   statsMode: { doc: 'stats: restore-size (what a restore writes) or raw-data (what the snapshots take in the repository)', format: ['restore-size', 'raw-data'], default: 'restore-size', env: 'KBRACKUP_STATS_MODE', arg: 'mode' },
+  metadata: { doc: 'diff: also list paths whose metadata alone changed (mode, owner, times, extended attributes; marked U)', format: Boolean, default: false, env: 'KBRACKUP_DIFF_METADATA', arg: 'metadata' },
   removeAll: { doc: 'unlock: remove every lock, not only stale ones', format: Boolean, default: false, env: 'KBRACKUP_REMOVE_ALL', arg: 'remove-all' },
   kubernetes: { doc: 'Kubernetes integration (Events, Lease): auto = when running in a cluster', format: ['auto', 'on', 'off'], default: 'auto', env: 'KBRACKUP_KUBERNETES', arg: 'kubernetes' },
 };

@@ -203,7 +203,7 @@ export async function check(repo: Repository, options: CheckOptions): Promise<Ch
         options.signal?.throwIfAborted();
         if (!g.listing) {
           if (g.records.length === 0) continue;
-          objectProblem(g.key, `is missing (${indexName(g.records[0]!)} lists ${g.records.length} blobs in it)`);
+          objectProblem(g.key, `is missing (${indexName(g.records.get(0))} lists ${g.records.length} blobs in it)`);
           for (const r of g.records) yield markAbsent(r);
           continue;
         }
@@ -213,15 +213,18 @@ export async function check(repo: Repository, options: CheckOptions): Promise<Ch
           continue;
         }
         const end = g.listing.size - FOOTER_LENGTH;
-        const short = new Set(g.records.filter((r) => Loc.bundleOffset(r) + Loc.bundleLength(r) > end));
-        if (short.size > 0) {
-          objectProblem(g.key, `has ${g.listing.size} bytes, but ${indexName([...short][0]!)} places ${short.size} blobs beyond that (truncated or replaced)`);
+        const beyond = (r: string) => Loc.bundleOffset(r) + Loc.bundleLength(r) > end;
+        let short = 0;
+        let firstShort = '';
+        for (const r of g.records) if (beyond(r) && short++ === 0) firstShort = r;
+        if (short > 0) {
+          objectProblem(g.key, `has ${g.listing.size} bytes, but ${indexName(firstShort)} places ${short} blobs beyond that (truncated or replaced)`);
         } else if (options.readData && selected(options.readData, parseObjectKey(g.key).objectId)) {
           const damage = await readObject(repo, g, result);
           if (damage) objectProblem(g.key, damage);
         }
-        const damaged = objectProblems.has(g.key) && short.size === 0;
-        for (const r of g.records) yield damaged || short.has(r) ? markAbsent(r) : r;
+        const damaged = objectProblems.has(g.key) && short === 0;
+        for (const r of g.records) yield damaged || beyond(r) ? markAbsent(r) : r;
       }
     }
     let notIndexed = -1;
@@ -272,24 +275,31 @@ function objectName(key: string): string {
   return kind === 'chunk' ? Layout.chunk(objectId) : Layout.pack(objectId);
 }
 
-/** Decrypt and verify every blob of one content object; returns what is wrong with it, or undefined. */
+/** Decrypt and verify every blob of one content object, a batch at a time; returns what is wrong with it, or undefined. */
 async function readObject(repo: Repository, g: ObjectGroup, result: CheckResult): Promise<string | undefined> {
-  const seen = new Set<string>();
-  const wanted: WantedBlob[] = [];
-  for (const r of g.records) {
-    const where = `${Loc.bundleOffset(r)}/${Loc.blobOffset(r)}`;
-    if (seen.has(where)) continue;
-    seen.add(where);
-    wanted.push(Loc.entry(r));
-  }
+  const chunk = parseObjectKey(g.key).kind === 'chunk';
+  let last = '';
+  let batch: WantedBlob[] = [];
+  const read = async () => {
+    if (chunk) {
+      for (const blob of batch) for await (const piece of await repo.openBlob(blob)) result.read_data.bytes += piece.length;
+    } else {
+      for await (const blob of repo.readBlobs(batch)) result.read_data.bytes += blob.data.length;
+    }
+    result.read_data.blobs += batch.length;
+    batch = [];
+  };
   result.read_data.objects++;
   try {
-    if (parseObjectKey(g.key).kind === 'chunk') {
-      for (const blob of wanted) for await (const piece of await repo.openBlob(blob)) result.read_data.bytes += piece.length;
-    } else {
-      for (let i = 0; i < wanted.length; i += READ_BATCH) for await (const blob of repo.readBlobs(wanted.slice(i, i + READ_BATCH))) result.read_data.bytes += blob.data.length;
+    for (const r of g.records) {
+      // The same copy listed by two index objects is read once.
+      const where = r.slice(33, 43);
+      if (where === last) continue;
+      last = where;
+      batch.push(Loc.entry(r));
+      if (batch.length >= READ_BATCH) await read();
     }
-    result.read_data.blobs += wanted.length;
+    if (batch.length > 0) await read();
     return undefined;
   } catch (err) {
     if (!(err instanceof IntegrityError) && !(err instanceof NotFoundError)) throw err;

@@ -5,7 +5,7 @@ import { Layout, idOfName } from '../repo/layout.js';
 import type { Repository } from '../repo/repository.js';
 import type { ObjectInfo } from '../targets/target.js';
 import { CHOSEN, LISTING_WIDTH, LOCATION_WIDTH, Loc, USED, blobOf, isAbsent, fromIndexRecords, listingInfo, listingRecord, toByBlob, toByObject } from './locations.js';
-import { Cursor, readRecords, sortRecords, writeRecords } from './record-stream.js';
+import { Cursor, RecordList, readRecords, sortRecords, writeRecords } from './record-stream.js';
 
 /**
  * What the repository holds, as sorted streams (docs/maintenance.md "How prune works"): the listing of
@@ -23,7 +23,7 @@ export interface Listing {
 }
 
 /** Most index entries one content object may have: a pack holds at most 65,536 blobs. */
-export const MAX_OBJECT_RECORDS = 65_536 * 2;
+const MAX_OBJECT_RECORDS = 65_536 * 2;
 
 /** List the objects under `dirs` into a sorted listing file. */
 async function listInto(repo: Repository, dirs: readonly (readonly [string, 'chunk' | 'pack' | 'tree'])[], path: string, tempDir: string): Promise<Listing> {
@@ -89,7 +89,22 @@ export async function* indexEntries(repo: Repository, ranked: readonly ObjectInf
 export interface ObjectGroup {
   key: string;
   listing: { size: number; modified: number } | undefined;
-  records: string[];
+  records: RecordList;
+}
+
+/** By-object records gathered per object: each run of records with the same object key is one group. */
+export async function* consecutiveObjects(records: AsyncIterable<string>): AsyncGenerator<{ key: string; records: RecordList }> {
+  let group: { key: string; records: RecordList } | undefined;
+  for await (const r of records) {
+    if (group && !r.startsWith(group.key)) {
+      yield group;
+      group = undefined;
+    }
+    group ??= { key: r.slice(0, 33), records: new RecordList(LOCATION_WIDTH) };
+    group.records.push(r);
+    if (group.records.length > MAX_OBJECT_RECORDS) throw new IntegrityError('index', `lists more than ${MAX_OBJECT_RECORDS} blobs of one content object; damaged`);
+  }
+  if (group) yield group;
 }
 
 /**
@@ -97,29 +112,50 @@ export interface ObjectGroup {
  * or both, in key order.
  */
 export async function* groupByObject(sorted: AsyncIterable<string>, listingPath: string): AsyncGenerator<ObjectGroup> {
-  const records = new Cursor(sorted[Symbol.asyncIterator]());
+  const groups = new Cursor(consecutiveObjects(sorted));
   const listed = new Cursor(readRecords(listingPath, LISTING_WIDTH));
   try {
     for (;;) {
-      const r = await records.peek();
+      const g = await groups.peek();
       const l = await listed.peek();
-      if (r === undefined && l === undefined) return;
-      const rk = r?.slice(0, 33);
+      if (g === undefined && l === undefined) return;
       const lk = l?.slice(0, 33);
-      const key = rk === undefined ? lk! : lk === undefined ? rk : rk < lk ? rk : lk;
-      const group: ObjectGroup = { key, listing: undefined, records: [] };
-      if (lk === key) group.listing = listingInfo((await listed.next())!);
-      for (let next = await records.peek(); next !== undefined && next.startsWith(key); next = await records.peek()) {
-        group.records.push((await records.next())!);
-        if (group.records.length > MAX_OBJECT_RECORDS) throw new IntegrityError('index', `lists more than ${MAX_OBJECT_RECORDS} blobs of one content object; damaged`);
-      }
-      yield group;
+      const key = g === undefined ? lk! : lk === undefined || g.key < lk ? g.key : lk;
+      const listing = lk === key ? listingInfo((await listed.next())!) : undefined;
+      const records = g?.key === key ? (await groups.next())!.records : new RecordList(LOCATION_WIDTH, 1);
+      yield { key, listing, records };
     }
   } finally {
-    await records.close();
+    await groups.close();
     await listed.close();
   }
 }
+
+/** One bundle of an old object: where it is, its section, and the group's records of its blobs (`first` to `end`). */
+export interface Bundle {
+  keyOffset: number;
+  offset: number;
+  length: number;
+  first: number;
+  end: number;
+  live: boolean;
+}
+
+/** The bundles of a group, in offset order; a bundle is live when a used blob's chosen copy is in it. */
+export function bundlesOf(group: ObjectGroup): Bundle[] {
+  const out: Bundle[] = [];
+  let i = 0;
+  for (const r of group.records) {
+    const offset = Loc.bundleOffset(r);
+    let b = out.at(-1);
+    if (b?.offset !== offset) out.push((b = { keyOffset: Loc.keyOffset(r), offset, length: Loc.bundleLength(r), first: i, end: i, live: false }));
+    b.end = ++i;
+    if ((Loc.flags(r) & (CHOSEN | USED)) === (CHOSEN | USED)) b.live = true;
+  }
+  return out;
+}
+
+
 
 /** The index records sorted by object, ready for groupByObject. */
 export function sortByObject(records: AsyncIterable<string>, tempDir: string): AsyncGenerator<string> {

@@ -1,5 +1,5 @@
 import { ID_SIZE, RECORD_SIZE, decodeLocation, type BlobLocation, type IndexEntry } from '../repo/index/records.js';
-import { numberChars, readNumber } from './record-stream.js';
+import { readNumber } from './record-stream.js';
 
 /**
  * One index entry as maintenance streams it, in two byte orders so that a plain sort groups it either
@@ -37,34 +37,44 @@ export function parseObjectKey(key: string): { kind: 'chunk' | 'pack'; objectId:
   return { kind, objectId: Buffer.from(key.slice(1, 33), 'latin1').toString('hex') };
 }
 
+// Records are built in these buffers and turned into strings once: a string made with `+` or `slice`
+// is a rope or a view that keeps its parts alive, several times the memory of a flat one, and sorting
+// holds tens of thousands of them.
+const scratch = Buffer.alloc(LOCATION_WIDTH);
+const reordered = Buffer.alloc(LOCATION_WIDTH);
+
+/** `r` as a flat string with its bytes moved by `moves` ([from, to, length] in bytes). */
+function permute(r: string, moves: readonly (readonly [number, number, number])[]): string {
+  scratch.write(r, 0, 'latin1');
+  for (const [from, to, length] of moves) scratch.copy(reordered, to, from, from + length);
+  return reordered.toString('latin1', 0, LOCATION_WIDTH);
+}
+
+/** Write the by-object record of blob `id` (32 bytes at `idAt` of `idBuf`) at `loc` into `scratch`. */
+function writeByObject(idBuf: Buffer, idAt: number, loc: BlobLocation, rank: number, flags: number): string {
+  scratch[0] = KIND_CODE[loc.kind];
+  scratch.write(loc.objectId, 1, 'hex');
+  scratch.writeUIntBE(loc.bundleOffset, 33, 6);
+  scratch.writeUInt32BE(loc.blobOffset, 39);
+  idBuf.copy(scratch, 43, idAt, idAt + ID_SIZE);
+  scratch.writeUIntBE(loc.keyOffset, 75, 6);
+  scratch.writeUInt32BE(loc.bundleLength, 81);
+  scratch.writeUInt32BE(loc.rawLength, 85);
+  scratch.writeUInt32BE(rank, 89);
+  scratch[93] = flags;
+  return scratch.toString('latin1', 0, LOCATION_WIDTH);
+}
+
 /** The by-object records of a batch of index records (records.ts), with the rank of their index object. */
 export function fromIndexRecords(batch: Buffer, rank: number, source: string): string[] {
   const out: string[] = [];
-  const rankChars = numberChars(rank, 4);
-  for (let at = 0; at < batch.length; at += RECORD_SIZE) {
-    const loc = decodeLocation(batch, at, source);
-    out.push(byObject(batch.toString('latin1', at, at + ID_SIZE), loc, rankChars));
-  }
+  for (let at = 0; at < batch.length; at += RECORD_SIZE) out.push(writeByObject(batch, at, decodeLocation(batch, at, source), rank, 0));
   return out;
-}
-
-function byObject(id: string, loc: BlobLocation, rankChars: string, flags = 0): string {
-  return (
-    objectKey(loc.kind, loc.objectId) +
-    numberChars(loc.bundleOffset, 6) +
-    numberChars(loc.blobOffset, 4) +
-    id +
-    numberChars(loc.keyOffset, 6) +
-    numberChars(loc.bundleLength, 4) +
-    numberChars(loc.rawLength, 4) +
-    rankChars +
-    String.fromCharCode(flags)
-  );
 }
 
 /** A by-object record for a blob at `loc` (a blob copied into a new pack). */
 export function locationRecord(id: Buffer, loc: BlobLocation, flags: number): string {
-  return byObject(id.toString('latin1'), loc, numberChars(0, 4), flags);
+  return writeByObject(id, 0, loc, 0, flags);
 }
 
 /** Ranks at or above this mark copies in objects that are missing or too short (check feeds them so it can name them). */
@@ -72,7 +82,9 @@ const ABSENT = 2 ** 31;
 
 /** The by-object record of a copy whose object is missing or too short: it sorts after every real copy of its blob. */
 export function markAbsent(r: string): string {
-  return r.slice(0, 89) + numberChars(readNumber(r, 89, 4) + ABSENT, 4) + r.slice(93);
+  scratch.write(r, 0, 'latin1');
+  scratch.writeUInt32BE((scratch.readUInt32BE(89) + ABSENT) >>> 0, 89);
+  return scratch.toString('latin1', 0, LOCATION_WIDTH);
 }
 
 /** Whether a by-object record was marked absent. */
@@ -85,14 +97,29 @@ export function rankOf(r: string): number {
   return readNumber(r, 89, 4) % ABSENT;
 }
 
+const TO_BY_BLOB = [
+  [43, 0, 32],
+  [89, 32, 4],
+  [0, 36, 43],
+  [75, 79, 14],
+  [93, 93, 1],
+] as const;
+const TO_BY_OBJECT = [
+  [36, 0, 43],
+  [0, 43, 32],
+  [79, 75, 14],
+  [32, 89, 4],
+] as const;
+
 /** A by-object record reordered by blob. */
 export function toByBlob(r: string): string {
-  return r.slice(43, 75) + r.slice(89, 93) + r.slice(0, 43) + r.slice(75, 89) + r.slice(93);
+  return permute(r, TO_BY_BLOB);
 }
 
 /** A by-blob record reordered by object, with new flags. */
 export function toByObject(r: string, flags: number): string {
-  return r.slice(36, 79) + r.slice(0, 32) + r.slice(79, 93) + r.slice(32, 36) + String.fromCharCode(flags);
+  reordered[93] = flags;
+  return permute(r, TO_BY_OBJECT);
 }
 
 /** The fields of a by-object record. */
@@ -126,9 +153,13 @@ export function blobOf(r: string): string {
  */
 export const LISTING_WIDTH = 45;
 
-/** The listing record of one content object. */
+/** The listing record of one object. */
 export function listingRecord(kind: ListedKind, objectIdHex: string, size: number, modified: number | undefined): string {
-  return objectKey(kind, objectIdHex) + numberChars(size, 6) + numberChars(Math.max(0, Math.round(modified ?? 0)), 6);
+  scratch[0] = KIND_CODE[kind];
+  scratch.write(objectIdHex, 1, 'hex');
+  scratch.writeUIntBE(size, 33, 6);
+  scratch.writeUIntBE(Math.max(0, Math.round(modified ?? 0)), 39, 6);
+  return scratch.toString('latin1', 0, LISTING_WIDTH);
 }
 
 /** Size and storage time of a listing record. */

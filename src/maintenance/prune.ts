@@ -3,10 +3,10 @@ import { join } from 'node:path';
 import { KbrackupError, describeError } from '../errors.js';
 import { Layout } from '../repo/layout.js';
 import type { Repository } from '../repo/repository.js';
-import { chooseCopies, existingCopies, groupByObject, listContent, listTrees, rankedIndexObjects, sortByObject, treesWithUse, type Listing, type ObjectGroup } from './inventory.js';
+import { bundlesOf, chooseCopies, existingCopies, groupByObject, listContent, listTrees, rankedIndexObjects, sortByObject, treesWithUse, type Listing, type ObjectGroup } from './inventory.js';
 import { CHOSEN, LOCATION_WIDTH, Loc, parseObjectKey } from './locations.js';
 import { RecordWriter, idHex, numberChars, readNumber, readRecords, sortRecords } from './record-stream.js';
-import { Repacker, bundlesOf } from './repack.js';
+import { Repacker } from './repack.js';
 import { loadSnapshots } from './snapshots.js';
 import { collectUsed } from './used.js';
 import { writeCompactIndex } from './compact-index.js';
@@ -67,8 +67,8 @@ export interface PruneStats {
 /** Prune could not run safely: nothing was deleted. */
 export class PruneRefusedError extends KbrackupError {}
 
-/** Index entries per new index object: ~36 bytes each, about 9 MiB. */
-const INDEX_ENTRIES_PER_OBJECT = 250_000;
+/** Index entries per new index object (~36 bytes each, ~1.8 MiB): larger objects cost more transient memory to encrypt, not fewer reads. */
+const INDEX_ENTRIES_PER_OBJECT = 50_000;
 /** Examples named in a refusal. */
 const EXAMPLES = 3;
 
@@ -159,7 +159,7 @@ export async function prune(repo: Repository, options: PruneOptions): Promise<Pr
       log('planning');
       for await (const g of groupByObject(sortByObject(chosen, work), content.path)) {
         signal?.throwIfAborted();
-        plan.decide(g, isYoung, options.repack, stats);
+        await plan.decide(g, isYoung, options.repack, stats);
       }
       if (missingCount > 0) {
         throw new PruneRefusedError(
@@ -269,18 +269,19 @@ class Plan {
     return this.summaries.count;
   }
 
-  /** Live and dead bytes of an object's known bundles. */
+  /** Bytes of an object's live and dead bundles (key packets and trailer count as neither), and how many. */
   static usage(g: ObjectGroup): { used: number; unused: number; dead: number; live: number } {
-    let used = 0;
-    let dead = 0;
-    let live = 0;
+    const u = { used: 0, unused: 0, dead: 0, live: 0 };
     for (const b of bundlesOf(g)) {
       if (b.live) {
-        used += b.length;
-        live++;
-      } else dead++;
+        u.used += b.length;
+        u.live++;
+      } else {
+        u.unused += b.length;
+        u.dead++;
+      }
     }
-    return { used, unused: g.listing!.size - used, dead, live };
+    return u;
   }
 
   /** Decide one object (of stage 3): keep, delete, or repack candidate. */
@@ -309,6 +310,7 @@ class Plan {
     }
     if (u.live === 0) return this.remove(g.key, stats, size);
     if (repack && u.dead > 0 && parseObjectKey(g.key).kind === 'pack') return this.candidate(g, u.used, u.unused, stats);
+    // Dead bundles that stay (--no-repack): garbage left behind.
     stats.bytes.remaining_unused += u.unused;
     return this.keep(g, stats);
   }

@@ -1,4 +1,3 @@
-import { createReadStream } from 'node:fs';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { sortStrings } from '../util/external-sort.js';
 
@@ -9,7 +8,7 @@ import { sortStrings } from '../util/external-sort.js';
  */
 
 /** Bytes of records sorted in memory at once before a run goes to disk. */
-const SORT_MEMORY = 3 * 1024 * 1024;
+const SORT_MEMORY = 2 * 1024 * 1024;
 /** Writes are gathered into buffers of this size. */
 const WRITE_BUFFER = 256 * 1024;
 
@@ -31,7 +30,9 @@ export async function* sortRecords(source: AsyncIterable<string>, tempDir: strin
  * held back while at most one buffer per caller waits.
  */
 export class RecordWriter {
-  private buf = Buffer.allocUnsafe(WRITE_BUFFER);
+  private buf: Buffer = Buffer.allocUnsafe(WRITE_BUFFER);
+  /** The buffer being written, reused once its write is done: two buffers serve any number of records. */
+  private spare: Buffer | undefined;
   private used = 0;
   private flushing: Promise<void> = Promise.resolve();
   count = 0;
@@ -56,13 +57,16 @@ export class RecordWriter {
     return this.used + this.width > this.buf.length ? this.rotate() : undefined;
   }
 
-  /** Queue the full buffer for writing and start a new one. */
+  /** Queue the full buffer for writing and go on in the spare one (made once, then taken back after each write). */
   private rotate(): Promise<void> {
-    const full = this.buf.subarray(0, this.used);
-    this.buf = Buffer.allocUnsafe(WRITE_BUFFER);
+    const full = this.buf;
+    const length = this.used;
+    this.buf = this.spare ?? Buffer.allocUnsafe(WRITE_BUFFER);
+    this.spare = undefined;
     this.used = 0;
     this.flushing = this.flushing.then(async () => {
-      for (let done = 0; done < full.length; ) done += (await this.handle.write(full, done, full.length - done)).bytesWritten;
+      for (let done = 0; done < length; ) done += (await this.handle.write(full, done, length - done)).bytesWritten;
+      this.spare = full;
     });
     return this.flushing;
   }
@@ -97,16 +101,22 @@ export async function writeRecords(path: string, width: number, source: AsyncIte
   return writer.finish();
 }
 
-/** The records of a file written by RecordWriter, in order. */
+/** The records of a file written by RecordWriter, in order; each is a string of its own (not a view of the read buffer). */
 export async function* readRecords(path: string, width: number): AsyncGenerator<string> {
-  let pending = '';
-  for await (const piece of createReadStream(path, { highWaterMark: width * 1024 })) {
-    const text = pending + (piece as Buffer).toString('latin1');
-    const whole = text.length - (text.length % width);
-    for (let at = 0; at < whole; at += width) yield text.slice(at, at + width);
-    pending = text.slice(whole);
+  // Reads of whole records, into one buffer: nothing is allocated per read but the strings.
+  const handle = await open(path, 'r');
+  const buf = Buffer.allocUnsafe(width * 256);
+  try {
+    for (let position = 0; ; ) {
+      const { bytesRead } = await handle.read(buf, 0, buf.length, position);
+      if (bytesRead === 0) return;
+      if (bytesRead % width !== 0) throw new Error(`${path}: ends inside a record`);
+      position += bytesRead;
+      for (let at = 0; at < bytesRead; at += width) yield buf.toString('latin1', at, at + width);
+    }
+  } finally {
+    await handle.close();
   }
-  if (pending !== '') throw new Error(`${path}: ends inside a record`);
 }
 
 /** An iterator that can look at its next item without taking it, for merging sorted streams. */
@@ -157,4 +167,52 @@ export function idChars(hex: string): string {
 /** The 64 hex digits of the 32-char id at `at` of a record. */
 export function idHex(record: string, at = 0): string {
   return Buffer.from(record.slice(at, at + 32), 'latin1').toString('hex');
+}
+
+/**
+ * A list of fixed-width records in one buffer (outside the JavaScript heap): a content object's index
+ * entries, up to a pack's 65,536, cost 94 bytes each instead of a string apiece. `get` makes a string
+ * of one record when it is needed.
+ */
+export class RecordList implements Iterable<string> {
+  private buf: Buffer;
+  private count = 0;
+
+  constructor(
+    private readonly width: number,
+    capacity = 16,
+  ) {
+    this.buf = Buffer.allocUnsafe(width * capacity);
+  }
+
+  get length(): number {
+    return this.count;
+  }
+
+  /** Append a record. */
+  push(record: string): void {
+    if (record.length !== this.width) throw new RangeError(`record of ${record.length} chars in a list of ${this.width}-char records`);
+    if ((this.count + 1) * this.width > this.buf.length) {
+      const grown = Buffer.allocUnsafe(this.buf.length * 2);
+      this.buf.copy(grown, 0, 0, this.count * this.width);
+      this.buf = grown;
+    }
+    this.buf.write(record, this.count * this.width, 'latin1');
+    this.count++;
+  }
+
+  /** Record `i`. */
+  get(i: number): string {
+    if (i < 0 || i >= this.count) throw new RangeError(`record ${i} of ${this.count}`);
+    return this.buf.toString('latin1', i * this.width, (i + 1) * this.width);
+  }
+
+  /** Records `from` up to `to`, in order. */
+  *range(from: number, to: number): Generator<string> {
+    for (let i = from; i < to; i++) yield this.get(i);
+  }
+
+  [Symbol.iterator](): Iterator<string> {
+    return this.range(0, this.count);
+  }
 }

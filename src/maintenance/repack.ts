@@ -6,36 +6,14 @@ import { encodeTrailer } from '../repo/content-codec.js';
 import { encodeBundle, encodeObjectHead, encodeSectionHead } from '../repo/index/blob-list.js';
 import { Layout } from '../repo/layout.js';
 import type { Repository } from '../repo/repository.js';
-import type { ObjectGroup } from './inventory.js';
-import { CHOSEN, Loc, USED, locationRecord, parseObjectKey } from './locations.js';
+import { bundlesOf, type Bundle, type ObjectGroup } from './inventory.js';
+import { CHOSEN, Loc, locationRecord, parseObjectKey } from './locations.js';
 import type { RecordWriter } from './record-stream.js';
 
 /** Wanted bundles closer together than this are fetched in one ranged read (reading through the gap). */
 const GAP = 256 * 1024;
 /** Blobs in one new pack, at most (as the packer's packs). */
 const MAX_BLOBS_PER_PACK = 65_536;
-
-/** One bundle of an old object: where it is, its section, and the blobs the index knows in it. */
-interface Bundle {
-  keyOffset: number;
-  offset: number;
-  length: number;
-  records: string[];
-  live: boolean;
-}
-
-/** The bundles of a group, in offset order; a bundle is live when a used blob's chosen copy is in it. */
-export function bundlesOf(group: ObjectGroup): Bundle[] {
-  const out: Bundle[] = [];
-  for (const r of group.records) {
-    const offset = Loc.bundleOffset(r);
-    let b = out.at(-1);
-    if (b?.offset !== offset) out.push((b = { keyOffset: Loc.keyOffset(r), offset, length: Loc.bundleLength(r), records: [], live: false }));
-    b.records.push(r);
-    if ((Loc.flags(r) & (CHOSEN | USED)) === (CHOSEN | USED)) b.live = true;
-  }
-  return out;
-}
 
 /** A new pack being written to a temp file. */
 interface NewPack {
@@ -48,8 +26,6 @@ interface NewPack {
   sections: Buffer[];
   sectionCount: number;
   section: { from: string; keyOffset: number; bundles: Buffer[] } | undefined;
-  /** By-object records of the chosen blobs, written to the new index once the pack is stored. */
-  entries: string[];
 }
 
 /**
@@ -84,13 +60,14 @@ export class Repacker {
       while (j < live.length && live[j]!.offset - (live[j - 1]!.offset + live[j - 1]!.length) <= GAP) j++;
       const run = live.slice(i, j);
       for (const b of run) if (!headers.has(b.keyOffset)) headers.set(b.keyOffset, await this.repo.keyPackets(loc, b.keyOffset, firstOfSection.get(b.keyOffset)!));
-      await this.copyRun(group.key, loc, run, headers);
+      await this.copyRun(group, loc, run, headers);
       i = j;
     }
   }
 
   /** One ranged read over `run`, writing the bundles' bytes and skipping what lies between them. */
-  private async copyRun(key: string, loc: ReturnType<typeof parseObjectKey>, run: Bundle[], headers: Map<number, Buffer>): Promise<void> {
+  private async copyRun(group: ObjectGroup, loc: ReturnType<typeof parseObjectKey>, run: Bundle[], headers: Map<number, Buffer>): Promise<void> {
+    const key = group.key;
     const object = loc.kind === 'chunk' ? Layout.chunk(loc.objectId) : Layout.pack(loc.objectId);
     const start = run[0]!.offset;
     const end = run.at(-1)!.offset + run.at(-1)!.length;
@@ -117,7 +94,7 @@ export class Repacker {
           pos += take;
           written += take;
           if (pos === bundle.offset + bundle.length) {
-            this.endBundle(bundle);
+            await this.endBundle(group, bundle);
             b++;
           }
         }
@@ -132,7 +109,7 @@ export class Repacker {
   /** Make room for a bundle: a new pack when the open one is full, a new section when its key packets differ. */
   private async startBundle(key: string, bundle: Bundle, header: Buffer): Promise<void> {
     const config = this.repo.config;
-    if (this.pack && (this.pack.size + bundle.length > config.packSize || this.pack.blobs + bundle.records.length > MAX_BLOBS_PER_PACK)) await this.finishPack();
+    if (this.pack && (this.pack.size + bundle.length > config.packSize || this.pack.blobs + (bundle.end - bundle.first) > MAX_BLOBS_PER_PACK)) await this.finishPack();
     const pack = this.pack ?? (await this.openPack());
     const from = `${key}@${bundle.keyOffset}`;
     if (pack.section?.from !== from) {
@@ -142,13 +119,16 @@ export class Repacker {
     }
   }
 
-  /** The bundle's bytes are written: record it in the pack's blob list and its chosen blobs for the index. */
-  private endBundle(bundle: Bundle): void {
+  /**
+   * The bundle's bytes are written: record it in the pack's blob list, and its chosen blobs in the new
+   * index's entries (which are used only once every new pack is stored).
+   */
+  private async endBundle(group: ObjectGroup, bundle: Bundle): Promise<void> {
     const pack = this.pack!;
     const offset = pack.size - bundle.length;
     const seen = new Set<string>();
     const blobs: { id: Buffer; offset: number; length: number }[] = [];
-    for (const r of bundle.records) {
+    for (const r of group.records.range(bundle.first, bundle.end)) {
       const where = `${Loc.blobOffset(r)}/${Loc.id(r)}`;
       if (seen.has(where)) continue;
       seen.add(where);
@@ -156,7 +136,7 @@ export class Repacker {
       blobs.push({ id, offset: Loc.blobOffset(r), length: Loc.rawLength(r) });
       if (Loc.flags(r) & CHOSEN) {
         const loc = { kind: 'pack' as const, objectId: pack.id, keyOffset: pack.section!.keyOffset, bundleOffset: offset, bundleLength: bundle.length, blobOffset: Loc.blobOffset(r), rawLength: Loc.rawLength(r) };
-        pack.entries.push(locationRecord(id, loc, Loc.flags(r)));
+        await this.entries.write(locationRecord(id, loc, Loc.flags(r)));
       }
     }
     pack.section!.bundles.push(encodeBundle({ offset, length: bundle.length, blobs }));
@@ -178,7 +158,7 @@ export class Repacker {
   private async openPack(): Promise<NewPack> {
     const id = randomBytes(32).toString('hex');
     const path = join(this.tempDir, `repack-${id}`);
-    this.pack = { id, path, handle: await open(path, 'wx'), size: 0, blobs: 0, sections: [], sectionCount: 0, section: undefined, entries: [] };
+    this.pack = { id, path, handle: await open(path, 'wx'), size: 0, blobs: 0, sections: [], sectionCount: 0, section: undefined };
     return this.pack;
   }
 
@@ -195,7 +175,6 @@ export class Repacker {
       await this.write(trailer, pack);
       await pack.handle.close();
       await this.repo.put(name, { file: pack.path, size: pack.size, consumable: true });
-      for (const r of pack.entries) await this.entries.write(r);
       this.packs++;
       this.bytes += pack.size;
     } finally {

@@ -4,9 +4,8 @@ import { join } from 'node:path';
 import type { Repository } from '../repo/repository.js';
 import type { StoredSnapshot } from '../repo/snapshot.js';
 import { IdSet } from './id-set.js';
-import { chooseCopies, existingCopies, groupByObject, listContent, listTrees, rankedIndexObjects, sortByObject, treesWithUse } from './inventory.js';
+import { bundlesOf, chooseCopies, existingCopies, groupByObject, listContent, listTrees, rankedIndexObjects, sortByObject, treesWithUse } from './inventory.js';
 import { CHOSEN, Loc, USED } from './locations.js';
-import { bundlesOf } from './repack.js';
 import { collectUsed } from './used.js';
 
 /** restic's `stats --mode restore-size`: what restoring the snapshots would write. */
@@ -104,7 +103,9 @@ export async function rawData(repo: Repository, snapshots: readonly StoredSnapsh
       for (const b of bundlesOf(g)) {
         if (!b.live) continue;
         bundleBytes += b.length;
-        for (const raw of new Map(b.records.map((r) => [Loc.blobOffset(r), Loc.rawLength(r)])).values()) bundleRaw += raw;
+        const raw = new Map<number, number>();
+        for (const r of g.records.range(b.first, b.end)) raw.set(Loc.blobOffset(r), Loc.rawLength(r));
+        for (const n of raw.values()) bundleRaw += n;
       }
     }
     stats.total_size = bundleBytes + (await usedTreeBytes(repo, used.trees, work));

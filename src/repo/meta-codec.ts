@@ -29,11 +29,9 @@ export function encodeMeta(secrets: RepoSecrets, name: string, plaintext: Buffer
 /** Encrypt already-compressed metadata content into a packet (a stream stage). */
 export async function* encryptCompressedMeta(secrets: RepoSecrets, name: string, compressed: AsyncIterable<Uint8Array>): AsyncGenerator<Buffer> {
   const writer = new SeipdWriter({ sessionKey: objectKey(secrets, name), filename: CODEC });
-  for await (const part of compressed) {
-    const out = writer.update(part);
-    if (out.length) yield Buffer.concat(out);
-  }
-  yield Buffer.concat(writer.final());
+  // Pieces go out as the writer made them: joining them would copy every AEAD chunk once more.
+  for await (const part of compressed) yield* writer.update(part);
+  yield* writer.final();
 }
 
 /** The plaintext of a metadata object held in memory; more than `maxLength` bytes is damage. */

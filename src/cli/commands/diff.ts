@@ -13,7 +13,7 @@ interface Side {
   bytes: number;
 }
 
-/** `diff A B`: what changed from snapshot A to B (+ added, - removed, M content, T type, U metadata), folders with equal tree ids skipped. */
+/** `diff A B`: what changed from snapshot A to B (+ added, - removed, M content, T type; U metadata with --metadata), folders with equal tree ids skipped. */
 export async function diff(ctx: CommandContext): Promise<number> {
   if (ctx.positionals.length !== 2) throw new ConfigError('diff needs two snapshots: diff A B (ids, unique prefixes or latest)');
   const json = ctx.config.get('json');
@@ -25,7 +25,10 @@ export async function diff(ctx: CommandContext): Promise<number> {
     const removed: Side = { files: 0, dirs: 0, others: 0, bytes: 0 };
     let changed = 0;
     if (!json) ctx.print(`comparing snapshot ${a.id.slice(0, 8)} to ${b.id.slice(0, 8)}:`);
+    const metadata = ctx.config.get('metadata');
     for await (const c of diffTrees(repo, a.tree, b.tree)) {
+      // restic lists metadata-only changes with --metadata only: a file rewritten with the same bytes is no news.
+      if (c.modifier === 'U' && !metadata) continue;
       const shown = `/${displayName(c.path)}${c.entry.type === 'dir' ? '/' : ''}`;
       if (json) ctx.print(JSON.stringify({ message_type: 'change', path: shown, modifier: c.modifier }));
       else ctx.print(`${c.modifier}    ${shown}`);
