@@ -1,6 +1,7 @@
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { jsonLines, runCli, summaryOf, type RunOptions, type RunResult } from './cli.js';
+import { spawn } from 'node:child_process';
+import { CLI, jsonLines, runCli, summaryOf, type RunOptions, type RunResult } from './cli.js';
 import { sha256File, writePseudoRandom } from './data.js';
 import { expectCode } from './repo.js';
 
@@ -100,4 +101,72 @@ export async function folderBytes(repoDir: string, folder: string): Promise<numb
 /** Lines of stderr that are neither JSON log lines nor the CLI's one-line `kbrackup: …` message: a clean failure has none (no stack trace). */
 export function strayLines(stderr: string): string[] {
   return stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('{') && !/^kbrackup: [^\n]+$/.test(l));
+}
+
+/** The progress lines prune logs at the start of each step (maintenance/prune.ts), where a kill lands. */
+export const PRUNE_STEPS = [/loading snapshots/, /finding the data/, /listing the repository/, /"planning"/, /repacking \d+ packs/, /writing the new index/, /deleting \d+ old index objects/, /deleting \d+ content objects/];
+
+/** Where one kill landed: the step whose line was seen last, and whether the kill came before prune ended. */
+export interface Kill {
+  step: number;
+  delayMs: number;
+  killed: boolean;
+}
+
+/**
+ * Run prune and SIGKILL it `delayMs` after it logs step `step` (PRUNE_STEPS); a prune that ends first
+ * (the step never came, or the delay outlasted it) is reported as not killed. Bounded by `timeoutMs`.
+ */
+export function killPrune(access: RepoAccess, step: number, delayMs: number, args: string[], timeoutMs = 60_000): Promise<Kill> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, 'prune', '--repo', access.repo, ...access.args, '--credentials', access.cred, '--log-level', 'info', ...args], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, ...access.env },
+    });
+    let seen = '';
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`prune did not end within ${timeoutMs} ms: ${seen.slice(-2000)}`));
+    }, timeoutMs);
+    child.stderr.on('data', (d: Buffer) => {
+      seen += d.toString();
+      if (timer === undefined && PRUNE_STEPS[step]!.test(seen)) timer = setTimeout(() => child.kill('SIGKILL'), delayMs);
+    });
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(deadline);
+      clearTimeout(timer);
+      if (signal !== 'SIGKILL' && code !== 0) reject(new Error(`prune exited ${code}: ${seen.slice(-2000)}`));
+      else resolve({ step, delayMs, killed: signal === 'SIGKILL' });
+    });
+  });
+}
+
+/** A snapshot that must survive prune, and what restoring it must give. */
+export interface Survivor {
+  id: string;
+  expected: Record<string, string>;
+}
+
+/**
+ * One crash trial: prune killed at `step` + `delayMs`; then check is clean (garbage aside), every
+ * survivor restores byte for byte, the next prune finishes, and (with `recheck`) check is clean again.
+ */
+export async function crashTrial(access: RepoAccess, survivors: readonly Survivor[], scratch: string, step: number, delayMs: number, pruneArgs: string[], recheck = true): Promise<Kill> {
+  const kill = await killPrune(access, step, delayMs, pruneArgs);
+  const where = `kill at step ${step} (${PRUNE_STEPS[step]}) + ${delayMs} ms`;
+  const after = await checkRepo(access);
+  if (after.code !== 0) throw new Error(`${where}: check found problems: ${JSON.stringify(after.errors)}`);
+  for (const s of survivors) {
+    const got = await restored(access, s.id, join(scratch, `trial-restore-${s.id.slice(0, 8)}`));
+    if (JSON.stringify(got) !== JSON.stringify(s.expected)) throw new Error(`${where}: snapshot ${s.id.slice(0, 8)} does not restore byte for byte`);
+  }
+  const finished = await cli(access, ['prune', '--credentials', access.cred, ...pruneArgs]);
+  if (finished.code !== 0) throw new Error(`${where}: the next prune failed (${finished.code}): ${finished.stderr.slice(-2000)}`);
+  if (recheck) {
+    const clean = await checkRepo(access);
+    if (clean.code !== 0) throw new Error(`${where}: check after the next prune found problems: ${JSON.stringify(clean.errors)}`);
+  }
+  return kill;
 }
