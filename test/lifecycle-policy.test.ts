@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import {
   applyPolicy,
@@ -199,5 +200,28 @@ describe('durations, groups and filters', () => {
     assert.ok(!matchesFilter(s(['c']), either));
     assert.ok(!matchesFilter(s(['a']), { hosts: ['other'], sources: [], tags: [] }));
     assert.ok(matchesFilter(s([]), { hosts: ['h'], sources: ['s'], tags: [] }));
+  });
+});
+
+describe('S3 policies per role (docs/iam)', () => {
+  interface Statement {
+    Effect: string;
+    Action: string[];
+    Resource: string;
+  }
+  const policy = (role: string) => JSON.parse(readFileSync(new URL(`../docs/iam/${role}.json`, import.meta.url), 'utf8')) as { Statement: Statement[] };
+  /** Whether `role` may do `action` on object `key` of the repository (prefix cluster-a of bucket backups). */
+  const may = (role: string, action: string, key: string) =>
+    policy(role).Statement.some((s) => s.Effect === 'Allow' && s.Action.includes(action) && new RegExp(`^${s.Resource.replace(/[.]/g, '\\.').replace(/\*/g, '.*')}$`).test(`arn:aws:s3:::backups/cluster-a/${key}`));
+
+  it('backup may read and add, and delete only locks; maintenance may delete; restore only reads', () => {
+    for (const key of ['kbrackup.json', 'packs/ab/abcd', 'snapshots/app/x', 'index/1234']) {
+      assert.ok(may('backup', 's3:GetObject', key) && may('backup', 's3:PutObject', key), key);
+      assert.ok(!may('backup', 's3:DeleteObject', key), `backup must not delete ${key}`);
+      assert.ok(may('maintenance', 's3:DeleteObject', key), `maintenance deletes ${key}`);
+      assert.ok(may('restore', 's3:GetObject', key) && !may('restore', 's3:PutObject', key) && !may('restore', 's3:DeleteObject', key), key);
+    }
+    assert.ok(may('backup', 's3:DeleteObject', 'locks/5678'), 'a backup removes its own lock');
+    for (const role of ['backup', 'maintenance', 'restore']) assert.ok(policy(role).Statement.some((s) => s.Action.includes('s3:ListBucket') && s.Resource === 'arn:aws:s3:::backups'), `${role} lists the bucket`);
   });
 });
