@@ -339,6 +339,10 @@ describe('snapshot lifecycle on a filesystem repository', () => {
       const refused = await cli(damaged, ['prune', '--credentials', fx.cred, '--grace', '0s']);
       assert.equal(refused.code, 1);
       assert.match(refused.stderr, new RegExp(`snapshot ${snapshotObject} cannot be read .* nothing was deleted`));
+      // It can still be forgotten by its id; then prune runs, and what is left checks clean.
+      assert.match(expectCode(await cli(damaged, ['forget', '--credentials', fx.cred, ids.E!.slice(0, 12)]), 0).stdout, new RegExp(`removing snapshot ${ids.E!.slice(0, 8)} \\(${snapshotObject}\\)`));
+      expectCode(await cli(damaged, ['prune', '--credentials', fx.cred, '--grace', '0s']), 0);
+      assert.equal((await checkRepo(damaged)).code, 0);
     });
   });
 });

@@ -3,7 +3,6 @@ import { ConfigError, KbrackupError, describeError } from '../errors.js';
 import { startKubernetes, type KubernetesMode, type Operation } from '../k8s/index.js';
 import { parseTagLists, type SnapshotFilter } from '../maintenance/policy.js';
 import type { Repository } from '../repo/repository.js';
-import type { StoredSnapshot } from '../repo/snapshot.js';
 import { openFromConfig, targetFromConfig, withLock, type CommandContext } from './context.js';
 
 /** The snapshots a command looks at, from --host, --tag and --source. */
@@ -42,8 +41,8 @@ export async function runMaintenance(ctx: CommandContext, operation: Extract<Ope
   }
 }
 
-/** The snapshots named by ids or unique id prefixes (forget ID..., diff A B); `latest` is the newest. */
-export function pickSnapshots(all: readonly StoredSnapshot[], refs: readonly string[]): StoredSnapshot[] {
+/** The snapshots named by ids or unique id prefixes (forget ID..., diff A B); `latest` is the last of `all` (oldest first). */
+export function pickSnapshots<T extends { id: string }>(all: readonly T[], refs: readonly string[]): T[] {
   return refs.map((ref) => {
     if (ref === 'latest') {
       const latest = all.at(-1);

@@ -31,13 +31,10 @@ function sameMetadata(a: TreeEntry, b: TreeEntry): boolean {
   return xa === xb;
 }
 
-/** Everything below a folder that was added or removed as a whole. */
-async function* whole(repo: Repository, tree: string, path: ByteString, modifier: '+' | '-'): AsyncGenerator<Change> {
-  for await (const e of repo.treeEntries(tree)) {
-    const p = childPath(path, e.name);
-    yield { path: p, modifier, entry: e };
-    if (e.type === 'dir') yield* whole(repo, e.tree, p, modifier);
-  }
+/** An entry on one side only: it, and for a folder everything below it, added or removed. */
+async function* alone(repo: Repository, entry: TreeEntry, path: ByteString, modifier: '+' | '-'): AsyncGenerator<Change> {
+  yield { path, modifier, entry };
+  if (entry.type === 'dir') for await (const e of repo.treeEntries(entry.tree)) yield* alone(repo, e, childPath(path, e.name), modifier);
 }
 
 /**
@@ -56,16 +53,12 @@ export async function* diffTrees(repo: Repository, a: string, b: string, path: B
       if (!l && !r) return;
       if (l && (!r || l.name < r.name)) {
         await left.next();
-        const p = childPath(path, l.name);
-        yield { path: p, modifier: '-', entry: l };
-        if (l.type === 'dir') yield* whole(repo, l.tree, p, '-');
+        yield* alone(repo, l, childPath(path, l.name), '-');
         continue;
       }
       if (r && (!l || r.name < l.name)) {
         await right.next();
-        const p = childPath(path, r.name);
-        yield { path: p, modifier: '+', entry: r };
-        if (r.type === 'dir') yield* whole(repo, r.tree, p, '+');
+        yield* alone(repo, r, childPath(path, r.name), '+');
         continue;
       }
       await left.next();
@@ -73,8 +66,9 @@ export async function* diffTrees(repo: Repository, a: string, b: string, path: B
       const p = childPath(path, r!.name);
       if (l!.type !== r!.type) {
         yield { path: p, modifier: 'T', entry: r! };
-        if (l!.type === 'dir') yield* whole(repo, l!.tree, p, '-');
-        if (r!.type === 'dir') yield* whole(repo, r!.tree, p, '+');
+        // What was below a folder that is now something else is gone, and the reverse.
+        if (l!.type === 'dir') for await (const e of repo.treeEntries(l!.tree)) yield* alone(repo, e, childPath(p, e.name), '-');
+        if (r!.type === 'dir') for await (const e of repo.treeEntries(r!.tree)) yield* alone(repo, e, childPath(p, e.name), '+');
         continue;
       }
       if (l!.type === 'file' && r!.type === 'file' && !sameContent(l!, r!)) yield { path: p, modifier: 'M', entry: r! };

@@ -36,7 +36,7 @@ export interface RemoveResult {
 }
 
 /** Delete snapshot objects (forget); only maintenance deletes. The data they used stays until prune. */
-export async function removeSnapshots(repo: Repository, snapshots: readonly StoredSnapshot[]): Promise<RemoveResult> {
+export async function removeSnapshots(repo: Repository, snapshots: readonly Pick<StoredSnapshot, 'object'>[]): Promise<RemoveResult> {
   const result: RemoveResult = { removed: [], failed: [] };
   for (const s of snapshots) {
     try {

@@ -112,22 +112,16 @@ class Walk {
       return;
     }
     await this.visitor.tree?.(id, chain);
-    const it = this.repo.treeEntries(id)[Symbol.asyncIterator]();
-    for (;;) {
-      let next: IteratorResult<TreeEntry>;
-      try {
-        next = await it.next();
-      } catch (err) {
-        this.visitor.problem(Layout.tree(id), err, chain, path);
-        return;
-      }
-      if (next.done) return;
-      const e = next.value;
-      const p = this.options.paths ? childPath(path, e.name) : '';
-      await this.visitor.entry?.(e, p);
-      if (e.type === 'dir') await this.child(e.tree, [...chain, e.tree], p);
-      else if (e.type === 'file') await this.file(e, chain, p);
-    }
+    await readEach(
+      this.repo.treeEntries(id),
+      (err) => this.visitor.problem(Layout.tree(id), err, chain, path),
+      async (e: TreeEntry) => {
+        const p = this.options.paths ? childPath(path, e.name) : '';
+        await this.visitor.entry?.(e, p);
+        if (e.type === 'dir') await this.child(e.tree, [...chain, e.tree], p);
+        else if (e.type === 'file') await this.file(e, chain, p);
+      },
+    );
   }
 
   private async file(e: FileEntry, chain: readonly string[], path: ByteString): Promise<void> {
@@ -140,18 +134,32 @@ class Walk {
       inner = [...chain, e.content.list];
       await this.visitor.tree?.(e.content.list, inner);
     }
-    if (!this.visitor.part) return;
-    const it = this.repo.contentParts(e)[Symbol.asyncIterator]();
-    for (;;) {
-      let next: IteratorResult<ContentPart>;
-      try {
-        next = await it.next();
-      } catch (err) {
-        this.visitor.problem('list' in e.content ? Layout.tree(e.content.list) : Layout.tree(chain.at(-1)!), err, inner, path);
-        return;
-      }
-      if (next.done) return;
-      await this.visitor.part(next.value, e, path, inner);
+    const part = this.visitor.part;
+    if (!part) return;
+    await readEach(
+      this.repo.contentParts(e),
+      (err) => this.visitor.problem('list' in e.content ? Layout.tree(e.content.list) : Layout.tree(chain.at(-1)!), err, inner, path),
+      (p: ContentPart) => part(p, e, path, inner),
+    );
+  }
+}
+
+/**
+ * Hand each item of `items` to `each`. An error while reading an item (a missing or damaged object)
+ * goes to `failed` and ends the loop; one thrown by `each` (a subtree's, a stop) passes through, so
+ * it is never taken for a problem of this object.
+ */
+async function readEach<T>(items: AsyncIterable<T>, failed: (err: unknown) => void, each: (item: T) => void | Promise<void>): Promise<void> {
+  const it = items[Symbol.asyncIterator]();
+  for (;;) {
+    let next: IteratorResult<T>;
+    try {
+      next = await it.next();
+    } catch (err) {
+      failed(err);
+      return;
     }
+    if (next.done) return;
+    await each(next.value);
   }
 }

@@ -1,6 +1,7 @@
 import { formatSize } from '../../config/sizes.js';
 import { ConfigError } from '../../errors.js';
 import { diffTrees } from '../../maintenance/diff.js';
+import type { StoredSnapshot } from '../../repo/snapshot.js';
 import { displayName } from '../../repo/tree/names.js';
 import { openFromConfig, targetFromConfig, type CommandContext } from '../context.js';
 import { pickSnapshots } from '../maintenance.js';
@@ -20,7 +21,7 @@ export async function diff(ctx: CommandContext): Promise<number> {
   const target = await targetFromConfig(ctx);
   try {
     const repo = await openFromConfig(ctx, target);
-    const [a, b] = pickSnapshots(await repo.listSnapshots(), ctx.positionals) as [ReturnType<typeof pickSnapshots>[number], ReturnType<typeof pickSnapshots>[number]];
+    const [a, b] = pickSnapshots(await repo.listSnapshots(), ctx.positionals) as [StoredSnapshot, StoredSnapshot];
     const added: Side = { files: 0, dirs: 0, others: 0, bytes: 0 };
     const removed: Side = { files: 0, dirs: 0, others: 0, bytes: 0 };
     let changed = 0;

@@ -2,6 +2,7 @@ import type { Config } from '../../config/schema.js';
 import { ConfigError } from '../../errors.js';
 import { planForget, removeSnapshots, type ForgetGroup } from '../../maintenance/forget.js';
 import { describePolicy, emptyPolicy, parseGroupBy, parseKeepDuration, parseTagLists, policyIsEmpty, type KeepPolicy } from '../../maintenance/policy.js';
+import { parseSnapshotName } from '../../repo/layout.js';
 import type { StoredSnapshot } from '../../repo/snapshot.js';
 import type { CommandContext } from '../context.js';
 import { pickSnapshots, runMaintenance, snapshotFilter } from '../maintenance.js';
@@ -89,14 +90,15 @@ export async function forget(ctx: CommandContext): Promise<number> {
   const dryRun = config.get('dryRun');
   if (config.get('prune')) pruneOptions(ctx, dryRun);
   return runMaintenance(ctx, 'forget', true, async (repo) => {
-    const all = await repo.listSnapshots();
-    let remove: StoredSnapshot[];
+    let remove: Pick<StoredSnapshot, 'id' | 'object'>[];
     if (ids.length > 0) {
-      remove = [...new Set(pickSnapshots(all, ids))];
-      if (config.get('json')) ctx.print(JSON.stringify([{ keep: [], remove: remove.map(snapshotJson), reasons: [] }]));
-      else for (const s of remove) ctx.print(`${dryRun ? 'would remove' : 'removing'} snapshot ${s.id.slice(0, 8)} (${s.source}, ${s.time})`);
+      // By name: a snapshot too damaged to read can still be forgotten by its id.
+      const named = (await repo.snapshotNames()).map((object) => ({ object, ...parseSnapshotName(object)! }));
+      remove = [...new Set(pickSnapshots(named, ids))];
+      if (config.get('json')) ctx.print(JSON.stringify([{ keep: [], remove: remove.map((s) => ({ id: s.id, short_id: s.id.slice(0, 8), object: s.object })), reasons: [] }]));
+      else for (const s of remove) ctx.print(`${dryRun ? 'would remove' : 'removing'} snapshot ${s.id.slice(0, 8)} (${s.object})`);
     } else {
-      const groups = planForget(all, policy, groupBy, snapshotFilter(config));
+      const groups = planForget(await repo.listSnapshots(), policy, groupBy, snapshotFilter(config));
       printPlan(ctx, policy, groups);
       remove = groups.flatMap((g) => g.remove);
     }
