@@ -6,7 +6,6 @@ import type { RepoSecrets } from '../crypto/kdf.js';
 import { encodeTrailer } from '../repo/content-codec.js';
 import { encodeObjectBlobs, type ObjectBlobs } from '../repo/index/blob-list.js';
 import { Layout } from '../repo/layout.js';
-import type { BigIntStats } from 'node:fs';
 import { dataExtents, sparseSupported, type Extent } from '../platform/index.js';
 import type { Content } from '../repo/tree/entry.js';
 import { toBytes, type ByteString } from '../repo/tree/names.js';
@@ -18,6 +17,7 @@ import type { Packer } from './packer.js';
 import type { RunIndex } from './run-index.js';
 import type { SessionKeys } from './session-keys.js';
 import type { Uploader } from './uploader.js';
+import type { FileMeta } from './walker.js';
 
 /** Everything storing a file needs; shared by all workers of one backup run. */
 export interface StoreContext {
@@ -65,9 +65,9 @@ class ChangedDuringRead extends Error {}
  * The data extents of a sparse file (allocated blocks fewer than its size), or undefined for a file to
  * read whole: holes are neither read nor stored, and come back as holes.
  */
-function sparseExtents(fd: number, stat: BigIntStats): Iterable<Extent> | undefined {
-  if (!sparseSupported() || stat.blocks * 512n >= stat.size) return undefined;
-  const size = Number(stat.size);
+function sparseExtents(fd: number, stat: FileMeta): Iterable<Extent> | undefined {
+  if (!sparseSupported() || stat.blocks * 512 >= stat.size) return undefined;
+  const size = stat.size;
   const extents = dataExtents(fd, size);
   const first = extents.next();
   if (!first.done && first.value.offset === 0 && first.value.length === size) return undefined;
@@ -82,7 +82,7 @@ function sparseExtents(fd: number, stat: BigIntStats): Iterable<Extent> | undefi
  * previous version (`changed`) is scanned first and only its new chunks are read again and encrypted;
  * a new file goes in one pass (under a pod's memory limit a second read may hit the disk again).
  */
-export async function storeFile(ctx: StoreContext, path: ByteString, stat: BigIntStats, changed: boolean): Promise<StoredFile> {
+export async function storeFile(ctx: StoreContext, path: ByteString, stat: FileMeta, changed: boolean): Promise<StoredFile> {
   const handle = await open(toBytes(path), 'r');
   try {
     if (changed) {
@@ -100,7 +100,7 @@ export async function storeFile(ctx: StoreContext, path: ByteString, stat: BigIn
 }
 
 /** Store the file whole, or (sparse) extent by extent with holes between; a sparse file records no SHA-256. */
-async function storeContent(ctx: StoreContext, handle: FileHandle, stat: BigIntStats, scanFirst: boolean): Promise<StoredFile> {
+async function storeContent(ctx: StoreContext, handle: FileHandle, stat: FileMeta, scanFirst: boolean): Promise<StoredFile> {
   const chunks = new ContentBuilder(ctx.secrets, ctx.tempDir);
   try {
     const extents = sparseExtents(handle.fd, stat);
@@ -115,7 +115,7 @@ async function storeContent(ctx: StoreContext, handle: FileHandle, stat: BigIntS
       pos = extent.offset + read;
       if (read < extent.length) break;
     }
-    const size = Math.max(pos, Number(stat.size));
+    const size = Math.max(pos, stat.size);
     await chunks.hole(size - pos);
     return { size, ...(await chunks.finish()) };
   } catch (err) {

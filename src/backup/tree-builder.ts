@@ -1,9 +1,9 @@
-import type { BigIntStats } from 'node:fs';
 import type { RepoSecrets } from '../crypto/kdf.js';
 import type { DirEntry, TreeEntry } from '../repo/tree/entry.js';
 import type { ByteString } from '../repo/tree/names.js';
 import { TreeWriter, type FinishedTree } from '../repo/tree/tree-writer.js';
 import type { Uploader } from './uploader.js';
+import type { FileMeta } from './walker.js';
 
 /** restic's folder counters. */
 export interface DirCounts {
@@ -13,8 +13,8 @@ export interface DirCounts {
 }
 
 /** The metadata every entry takes from its lstat. */
-export function baseEntry(name: ByteString, stat: BigIntStats): { name: ByteString; mode: number; uid: number; gid: number; mtime: string } {
-  return { name, mode: Number(stat.mode & 0o7777n), uid: Number(stat.uid), gid: Number(stat.gid), mtime: stat.mtimeNs.toString() };
+export function baseEntry(name: ByteString, stat: FileMeta): { name: ByteString; mode: number; uid: number; gid: number; mtime: string } {
+  return { name, mode: stat.mode, uid: stat.uid, gid: stat.gid, mtime: stat.mtime };
 }
 
 interface Level {
