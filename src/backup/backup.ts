@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { basename, join } from 'node:path';
 import { ChunkThread, type ChunkThreadMode } from '../chunker/chunk-thread.js';
 import { maxChunkSize } from '../chunker/spec.js';
-import { formatSize } from '../config/sizes.js';
+import { formatSize } from '../util/sizes.js';
 import { ConfigError, KbrackupError, describeError } from '../errors.js';
 import { DiskIndex } from '../repo/index/disk-index.js';
 import type { Repository } from '../repo/repository.js';
