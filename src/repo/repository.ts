@@ -23,7 +23,9 @@ import type { FinishedTree } from './tree/tree-writer.js';
 /** Most bytes a small metadata object (snapshot, lock, key file) may have once decrypted. */
 const MAX_SMALL = 4 * 1024 * 1024;
 /** Tree objects up to this size (encrypted) are read whole and checked before use; bigger ones stream. */
-const READ_WHOLE = 2 * 1024 * 1024;
+const READ_WHOLE = 256 * 1024;
+/** ...as long as their plaintext stays below this: JSON lines of similar names compress 10-40 times. */
+const WHOLE_PLAINTEXT = 4 * 1024 * 1024;
 /** Snapshot objects read at once while listing. */
 const LIST_PARALLEL = 8;
 
@@ -116,7 +118,16 @@ export class Repository {
     const it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
     for (;;) {
       const next = await it.next();
-      if (next.done) return decodeMeta(this.secrets, name, Buffer.concat(parts), 1024 * 1024 * 1024);
+      if (next.done) {
+        const whole = Buffer.concat(parts);
+        try {
+          return decodeMeta(this.secrets, name, whole, WHOLE_PLAINTEXT);
+        } catch (err) {
+          if ((err as { cause?: { code?: string } }).cause?.code !== 'ERR_BUFFER_TOO_LARGE') throw err;
+          // Compressed better than most: streamed like a big one instead.
+          return decodeMetaStream(this.secrets, name, Readable.from([whole]));
+        }
+      }
       parts.push(next.value);
       size += next.value.length;
       if (size > READ_WHOLE) break;

@@ -35,25 +35,32 @@ export async function* sortStrings(source: AsyncIterable<string> | Iterable<stri
   }
 }
 
+/** Bytes written to a run file at once. */
+const WRITE_BUFFER = 256 * 1024;
+
 async function writeRun(items: string[], tempDir: string): Promise<string> {
   const path = join(tempDir, `sort-${randomBytes(8).toString('hex')}`);
   const handle = await open(path, 'wx');
+  // One buffer, filled and flushed: a Buffer object per string would be more garbage than the strings.
+  const buf = Buffer.allocUnsafe(WRITE_BUFFER);
+  let used = 0;
+  const flush = async (): Promise<void> => {
+    for (let done = 0; done < used; ) done += (await handle.write(buf, done, used - done)).bytesWritten;
+    used = 0;
+  };
   try {
-    let parts: Buffer[] = [];
-    let size = 0;
     for (const item of items) {
-      const bytes = Buffer.from(item, 'latin1');
-      const head = Buffer.allocUnsafe(4);
-      head.writeUInt32BE(bytes.length);
-      parts.push(head, bytes);
-      size += 4 + bytes.length;
-      if (size >= 1024 * 1024) {
-        await handle.writev(parts);
-        parts = [];
-        size = 0;
+      const length = Buffer.byteLength(item, 'latin1');
+      if (used + 4 + length > buf.length) await flush();
+      if (4 + length > buf.length) {
+        await handle.write(Buffer.concat([Buffer.of(length >>> 24, (length >>> 16) & 0xff, (length >>> 8) & 0xff, length & 0xff), Buffer.from(item, 'latin1')]));
+        continue;
       }
+      buf.writeUInt32BE(length, used);
+      buf.write(item, used + 4, 'latin1');
+      used += 4 + length;
     }
-    if (parts.length) await handle.writev(parts);
+    await flush();
   } finally {
     await handle.close();
   }
