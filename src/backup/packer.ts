@@ -25,8 +25,8 @@ interface OpenPack {
 
 /** Blobs in one bundle, at most. */
 const MAX_BLOBS_PER_BUNDLE = 4096;
-/** Blobs in one pack, at most: its trailer (~36 bytes a blob) stays a few MiB even for empty-ish files. */
-const MAX_BLOBS_PER_PACK = 65536;
+/** Blobs in one pack, at most: its trailer (~36 bytes a blob, held until the pack is full) stays below 1 MiB. */
+const MAX_BLOBS_PER_PACK = 16384;
 
 /**
  * Builds composite objects for small files (brackup's composite chunks): blobs are gathered into a
