@@ -1,9 +1,38 @@
 import { spawn, type SpawnOptions } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The built CLI: tests run what users run. */
 export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+
+/** Newest modification time of the files under `dir`. */
+function newest(dir: string): number {
+  let t = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.name === 'build' || entry.name === 'node_modules') continue;
+    const path = join(dir, entry.name);
+    t = Math.max(t, entry.isDirectory() ? newest(path) : statSync(path).mtimeMs);
+  }
+  return t;
+}
+
+/**
+ * Tests spawn the built CLI: a test file run after editing src/ without `npm run build` would test old
+ * code and could pass for the wrong reason, so it fails at once instead (`npm test` builds first).
+ */
+function checkBuild(): void {
+  const src = fileURLToPath(new URL('../../src', import.meta.url));
+  let built: number;
+  try {
+    built = statSync(CLI).mtimeMs;
+  } catch {
+    throw new Error(`${CLI} does not exist: run \`npm run build\` (or \`npm test\`, which builds first)`);
+  }
+  if (newest(src) > built) throw new Error(`dist/ is older than src/: run \`npm run build\` (or \`npm test\`, which builds first) so the tests run the code as it is`);
+}
+checkBuild();
 
 /** Node flags the container image runs with (Dockerfile NODE_OPTIONS): memory is measured as a pod runs. */
 export const POD_NODE_ARGS = ['--max-old-space-size=24', '--max-semi-space-size=1'];
