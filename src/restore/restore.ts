@@ -45,6 +45,8 @@ const WINDOW_BYTES = 16 * 1024 * 1024;
 const WHOLE_MAX = 1024 * 1024;
 /** Content objects read at once. */
 const FETCHES = 4;
+/** Index lookups in flight at once. */
+const LOOKUPS = 32;
 /** Chunks of a large file whose requests are opened while the current one streams in. */
 const OPEN_AHEAD = 2;
 /** Hard-linked inodes remembered; past this, further links are restored as copies (with a warning). */
@@ -178,7 +180,9 @@ class RestoreRun {
     this.window = [];
     this.windowBytes = 0;
     if (jobs.length === 0) return;
-    const locs = await Promise.all(jobs.map((j) => this.locate(j.id, j.path, j.tree)));
+    // Lookups a few dozen at a time: each in flight holds a search, a read request and its buffer.
+    const locs: BlobLocation[] = [];
+    for (let i = 0; i < jobs.length; i += LOOKUPS) locs.push(...(await Promise.all(jobs.slice(i, i + LOOKUPS).map((j) => this.locate(j.id, j.path, j.tree)))));
     const byObject = new Map<string, { wanted: Map<string, { id: Buffer; loc: BlobLocation }>; jobs: Map<string, SmallJob[]> }>();
     jobs.forEach((job, i) => {
       const loc = locs[i]!;
