@@ -97,7 +97,8 @@ export class ContentReader {
     const hash = createHash('sha256').update(header).digest('hex');
     let key = this.keys.get(hash);
     if (!key) {
-      key = unsealSessionKey(header, this.unsealing, object);
+      // The repository was verified to seal its content for the key given: one that does not open is damage, not a wrong key.
+      key = unsealSessionKey(header, this.unsealing, object, true);
       key.catch(() => this.keys.delete(hash));
       if (this.keys.size >= KEY_CACHE) this.keys.delete(this.keys.keys().next().value as string);
       this.keys.set(hash, key);

@@ -179,14 +179,19 @@ export class Repository {
     }
   }
 
-  /** Every intact snapshot (optionally of one source), oldest first; damaged ones are reported and skipped. */
-  async listSnapshots(source?: string): Promise<StoredSnapshot[]> {
-    const names = await this.snapshotNames(source);
+  /** The intact snapshots among `names`, a few read at once; damaged ones are reported and skipped. */
+  private async intactSnapshots(names: string[]): Promise<StoredSnapshot[]> {
     const out: StoredSnapshot[] = [];
     for (let i = 0; i < names.length; i += LIST_PARALLEL) {
       const batch = await Promise.all(names.slice(i, i + LIST_PARALLEL).map((n) => this.readSnapshotOrWarn(n)));
       for (const s of batch) if (s) out.push(s);
     }
+    return out;
+  }
+
+  /** Every intact snapshot (optionally of one source), oldest first; damaged ones are reported and skipped. */
+  async listSnapshots(source?: string): Promise<StoredSnapshot[]> {
+    const out = await this.intactSnapshots(await this.snapshotNames(source));
     return out.sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
   }
 
@@ -211,8 +216,12 @@ export class Repository {
     // The id is part of the object name: only the matching object is read.
     const matches = (await this.snapshotNames(source)).filter((n) => parseSnapshotName(n)!.id.startsWith(ref));
     if (matches.length === 0) throw new KbrackupError(`no snapshot ${ref} in ${this.description}; \`kbrackup snapshots\` lists them`);
-    if (matches.length > 1) throw new KbrackupError(`snapshot id prefix ${ref} is ambiguous (${matches.length} snapshots); give more characters`);
-    return this.readSnapshot(matches[0]!);
+    if (matches.length === 1) return this.readSnapshot(matches[0]!);
+    // A copy under another source or time does not open there: it is skipped (named), not counted.
+    const intact = await this.intactSnapshots(matches);
+    if (intact.length === 0) throw new KbrackupError(`no intact snapshot ${ref} in ${this.description}: the ${matches.length} objects named so are damaged (warnings above)`);
+    if (intact.length > 1) throw new KbrackupError(`snapshot id prefix ${ref} is ambiguous (${intact.length} snapshots); give more characters`);
+    return intact[0]!;
   }
 
   /** Store a snapshot: the last write of a backup, after everything it references. */
@@ -238,7 +247,7 @@ export class Repository {
     }
     const { list, count } = entry.content;
     const name = Layout.tree(list);
-    yield* listParts(await this.readMetaAny(name), this.secrets.treeIdKey, list, name, count);
+    yield* listParts(await this.readMetaAny(name), this.secrets.treeIdKey, list, name, count, entry.size);
   }
 
   /** Store a finished tree or list object. */
@@ -266,9 +275,20 @@ export class Repository {
     parser.end();
   }
 
-  /** Every index object's records, object after object. */
+  /**
+   * Every index object's records, object after object. A damaged one is reported and skipped, as
+   * damaged snapshots are: the records it gave before the damage were authenticated, and a blob it
+   * alone listed is then missing (named) until `repair index` rebuilds the index from the trailers.
+   */
   async *allIndexRecords(): AsyncGenerator<Buffer> {
-    for (const o of await this.indexObjects()) yield* this.indexRecords(o.name);
+    for (const o of await this.indexObjects()) {
+      try {
+        yield* this.indexRecords(o.name);
+      } catch (err) {
+        if (!(err instanceof IntegrityError)) throw err;
+        this.warn(o.name, `skipped a damaged index object: ${err.message}`);
+      }
+    }
   }
 
   /**

@@ -9,8 +9,10 @@ import type { XattrWriter } from './xattrs.js';
 /** Restoring as root: owners are restored by number; otherwise files belong to the running user (as restic does). */
 const isRoot = process.getuid?.() === 0;
 
-function seconds(ns: string): number {
-  return Number(BigInt(ns)) / 1e9;
+/** A time for futimes and lutimes: float seconds keep sub-millisecond precision, but Node takes a negative number for "now", so times before 1970 go as a Date. */
+function fileTime(ns: string): number | Date {
+  const t = BigInt(ns);
+  return t < 0n ? new Date(Number(t / 1_000_000n)) : Number(t) / 1e9;
 }
 
 /** A hidden temp name next to the final one: a file appears only once complete and verified. */
@@ -23,7 +25,7 @@ function applyFileMeta(fd: number, path: ByteString, entry: FileEntry, xattrs: X
   xattrs.onFd(fd, path, entry.xattrs);
   if (isRoot) fchownSync(fd, entry.uid, entry.gid);
   fchmodSync(fd, entry.mode);
-  const t = seconds(entry.mtime);
+  const t = fileTime(entry.mtime);
   futimesSync(fd, t, t);
 }
 
@@ -34,7 +36,7 @@ export async function applyDirMeta(path: ByteString, entry: DirEntry, xattrs: Xa
     xattrs.onFd(handle.fd, path, entry.xattrs);
     if (isRoot) await handle.chown(entry.uid, entry.gid);
     await handle.chmod(entry.mode);
-    const t = seconds(entry.mtime);
+    const t = fileTime(entry.mtime);
     await handle.utimes(t, t);
   } finally {
     await handle.close();
@@ -48,7 +50,7 @@ export function writeSymlink(path: ByteString, entry: SymlinkEntry, xattrs: Xatt
   symlinkSync(toBytes(entry.linkTarget), bytes);
   xattrs.onPath(path, entry.xattrs);
   if (isRoot) lchownSync(bytes, entry.uid, entry.gid);
-  const t = seconds(entry.mtime);
+  const t = fileTime(entry.mtime);
   lutimesSync(bytes, t, t);
 }
 
@@ -120,9 +122,9 @@ export class LargeFileWriter {
 
   /** Append verified data (the next part in file order); the write runs while the next part is fetched. */
   async data(bytes: Buffer): Promise<void> {
+    this.advance(bytes.length);
     this.hash?.update(bytes);
-    const at = this.position;
-    this.position += bytes.length;
+    const at = this.position - bytes.length;
     if (bytes.length >= 4096 && isZero(bytes)) return;
     const write = writeFully(this.handle!, bytes, at);
     write.catch(() => undefined);
@@ -132,6 +134,14 @@ export class LargeFileWriter {
 
   /** Skip a hole of `length` bytes (only files without a recorded hash have holes). */
   hole(length: number): void {
+    this.advance(length);
+  }
+
+  /** Move past `length` more bytes; refused at the first byte past the file's recorded size, so a tree cannot make restore write more. */
+  private advance(length: number): void {
+    if (this.position + length > this.entry.size) {
+      throw new IntegrityError(this.tree, `${displayName(this.path)}: its content goes on past the file's recorded size of ${this.entry.size} bytes`);
+    }
     this.position += length;
   }
 

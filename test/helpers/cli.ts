@@ -104,3 +104,12 @@ export function summaryOf(stdout: string): Record<string, number | string> {
   if (!summary) throw new Error(`no summary line in:\n${stdout}`);
   return summary as Record<string, number | string>;
 }
+
+/** The pino log lines a run wrote on stderr (other lines are left out). */
+export function logLines(stderr: string): { level: number; msg: string; object?: string }[] {
+  return stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { level: number; msg: string; object?: string })
+    .filter((l) => typeof l.level === 'number');
+}

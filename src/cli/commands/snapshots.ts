@@ -1,4 +1,10 @@
+import { displayName, fromText } from '../../repo/tree/names.js';
 import { openFromConfig, targetFromConfig, type CommandContext } from '../context.js';
+
+/** Text from a snapshot as the terminal may show it: control characters escaped, as ls shows names (whoever holds backup credentials can write snapshots). */
+function shown(text: string): string {
+  return displayName(fromText(text));
+}
 
 /** `snapshots`: list snapshots, as a table or restic's JSON array. */
 export async function snapshots(ctx: CommandContext): Promise<number> {
@@ -28,7 +34,7 @@ export async function snapshots(ctx: CommandContext): Promise<number> {
     }
     ctx.print(`${'ID'.padEnd(10)}${'Time'.padEnd(22)}${'Host'.padEnd(20)}${'Source'.padEnd(20)}${'Files'.padStart(9)}  Paths`);
     for (const s of list) {
-      ctx.print(`${s.id.slice(0, 8).padEnd(10)}${s.time.slice(0, 19).replace('T', ' ').padEnd(22)}${s.hostname.slice(0, 19).padEnd(20)}${s.source.slice(0, 19).padEnd(20)}${String(s.summary.total_files_processed).padStart(9)}  ${s.paths.join(', ')}`);
+      ctx.print(`${s.id.slice(0, 8).padEnd(10)}${s.time.slice(0, 19).replace('T', ' ').padEnd(22)}${shown(s.hostname).slice(0, 19).padEnd(20)}${s.source.slice(0, 19).padEnd(20)}${String(s.summary.total_files_processed).padStart(9)}  ${s.paths.map(shown).join(', ')}`);
     }
     ctx.print(`${list.length} snapshot${list.length === 1 ? '' : 's'}`);
     return 0;
