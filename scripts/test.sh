@@ -5,7 +5,8 @@ cd "$(dirname "$0")/.."
 # openssl: certificates for the fake API server; golang + sprig + sigs.k8s.io/yaml: the Helm chart renderer;
 # podman, runc, mmdebstrap: the container image test (a local Debian + Node 24 base, no registry needed);
 # g++, make, python3: node-gyp, for the platform addon (src/platform) that `npm run build` compiles.
-APT_PACKAGES="openssh-server openssl golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev podman runc mmdebstrap g++ make python3"
+# acl: setfacl and getfacl, for the tests that back up and restore POSIX ACLs (test/fidelity.test.ts).
+APT_PACKAGES="openssh-server openssl golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev podman runc mmdebstrap g++ make python3 acl"
 missing=""
 for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

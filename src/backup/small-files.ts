@@ -1,6 +1,7 @@
 import { createHash, createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync, type BigIntStats } from 'node:fs';
 import type { RepoSecrets } from '../crypto/kdf.js';
+import { withPath } from '../platform/index.js';
 import type { Content } from '../repo/tree/entry.js';
 import { toBytes } from '../repo/tree/names.js';
 import { deferred, type Waiter } from '../util/deferred.js';
@@ -109,7 +110,7 @@ export class SmallFiles {
 
   /** Read, hash and name one file with synchronous calls. */
   private readOne(item: WalkItem): { data: Buffer; sha256: string; id: Buffer; changed: boolean } | { grew: true } {
-    const fd = openSync(toBytes(item.absolute), 'r');
+    const fd = withPath(toBytes(item.absolute), (p) => openSync(p, 'r'));
     try {
       const size = Number(item.stat.size);
       // One byte more than expected tells a file that grew since it was listed.

@@ -1,4 +1,5 @@
 import { lstatSync, readlinkSync, type BigIntStats } from 'node:fs';
+import { withPath } from '../platform/index.js';
 import { childPath, fromBytes, toBytes, type ByteString } from '../repo/tree/names.js';
 import { sortedNames } from './sorted-names.js';
 
@@ -39,11 +40,12 @@ function kindOf(stat: BigIntStats): WalkItem['kind'] {
  */
 function inspect(absolute: ByteString, path: ByteString, name: ByteString, onError: (e: WalkError) => void): WalkItem | undefined {
   try {
-    const bytes = toBytes(absolute);
-    const stat = lstatSync(bytes, { bigint: true });
-    const item: WalkItem = { path, name, absolute, stat, kind: kindOf(stat) };
-    if (item.kind === 'symlink') item.linkTarget = fromBytes(readlinkSync(bytes, { encoding: 'buffer' }));
-    return item;
+    return withPath(toBytes(absolute), (bytes) => {
+      const stat = lstatSync(bytes, { bigint: true });
+      const item: WalkItem = { path, name, absolute, stat, kind: kindOf(stat) };
+      if (item.kind === 'symlink') item.linkTarget = fromBytes(readlinkSync(bytes, { encoding: 'buffer' }));
+      return item;
+    });
   } catch (error) {
     onError({ path, error });
     return undefined;

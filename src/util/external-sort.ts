@@ -48,12 +48,13 @@ async function writeRun(items: string[], tempDir: string): Promise<string> {
       parts.push(head, bytes);
       size += 4 + bytes.length;
       if (size >= 1024 * 1024) {
-        await handle.writev(parts);
+        // writeFile continues a write the kernel cut short (a full disk), where writev would drop the rest silently.
+        await handle.writeFile(Buffer.concat(parts));
         parts = [];
         size = 0;
       }
     }
-    if (parts.length) await handle.writev(parts);
+    if (parts.length) await handle.writeFile(Buffer.concat(parts));
   } finally {
     await handle.close();
   }
