@@ -16,6 +16,7 @@ import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.js';
 import { reportFigures } from './helpers/figures.js';
 import { stopChild } from './helpers/process.js';
 import { expectCode, makeFixture, type Fixture } from './helpers/repo.js';
+import { lostBytes } from './helpers/restore-check.js';
 import { initS3Repo, type S3Repo } from './helpers/s3repo.js';
 import { startS3Server, type S3Server } from './helpers/s3server.js';
 import { treeOf } from './helpers/tree.js';
@@ -31,16 +32,6 @@ function erroredPaths(run: RunResult): string[] {
     .sort();
 }
 
-/** Bytes of `expected` files that `out` does not hold exactly (missing files count whole). */
-async function bytesLost(out: string, src: string, paths: string[]): Promise<number> {
-  let lost = 0;
-  for (const p of paths) {
-    const want = await readFile(join(src, p));
-    const got = await readFile(join(out, p)).catch(() => Buffer.alloc(0));
-    if (!got.equals(want)) lost += want.length;
-  }
-  return lost;
-}
 
 describe('source trouble: a warning naming the path, exit 3, the rest backed up (issue 15)', () => {
   let fx: Fixture;
@@ -88,7 +79,7 @@ describe('source trouble: a warning naming the path, exit 3, the rest backed up 
     for (const p of ['locked', 'names-only/a.txt', 'secret.txt']) assert.match(run.stderr, new RegExp(`"msg":"${p.replace('.', '\\.')}: EACCES`), p);
     const out = join(fx.dir, 'unreadable-out');
     expectCode(await runCli(['restore', '--repo', fx.repo, '--key', fx.key, String(summaryOf(run.stdout).snapshot_id), '--target', out]), 0);
-    const lost = await bytesLost(out, src, ['fine/ok.txt', 'fine/deeper/big.bin']);
+    const lost = lostBytes(src, out, ['fine/ok.txt', 'fine/deeper/big.bin']);
     assert.equal(lost, 0);
 
     // The root itself: unreadable is a failure with no snapshot, never an empty "successful" one.
@@ -175,7 +166,7 @@ describe('source trouble: a warning naming the path, exit 3, the rest backed up 
       assert.equal(restored.get('b-grow.bin')!.sha256, growSha);
       assert.equal(await readFile(join(out, 'h-grow-small.txt'), 'utf8'), 'x'.repeat(100));
       const rest = ['f-ok.bin', ...Array.from({ length: 50 }, (_, i) => `g/${i}.txt`)];
-      const lost = await bytesLost(out, src, rest);
+      const lost = lostBytes(src, out, rest);
       assert.equal(lost, 0);
       reportFigures({ scenario: 'files that vanish, grow and shrink during a backup', trials: 1, warnings: 5, heldUploads: proxy.injected.hold, dataLost: lost });
     });
@@ -207,7 +198,7 @@ describe('source trouble: a warning naming the path, exit 3, the rest backed up 
       expectCode(await s3.cli(['restore', '--repo', s3.repo, '--key', fx.key, String(summaryOf(run.stdout).snapshot_id), '--target', out]), 0);
       const restored = treeOf(out);
       assert.equal(restored.get('p/q')!.type, 'd');
-      const lost = await bytesLost(out, src, ['p/r.txt', 'z.txt']);
+      const lost = lostBytes(src, out, ['p/r.txt', 'z.txt']);
       assert.equal(lost, 0);
       reportFigures({ scenario: 'a folder replaced by a file mid-walk', trials: 1, warnings: 1, dataLost: lost });
     });

@@ -78,7 +78,7 @@ export class RetryingTarget implements Target {
    * Objects are immutable, so the pieces join up; readers still check every byte (AEAD, keyed ids).
    */
   async get(name: string, range?: ByteRange): Promise<Readable> {
-    const current = { stream: await this.retry(() => this.inner.get(name, range)) };
+    const current = { stream: await this.open(name, range) };
     const out = Readable.from(this.resuming(name, range, current), { objectMode: false });
     // A reader that stops early releases the request in flight at once, not at its next byte.
     out.once('close', () => current.stream.destroy());
@@ -106,8 +106,16 @@ export class RetryingTarget implements Target {
       if (end === undefined) throw new NotFoundError(this.description, name);
       const offset = (range?.offset ?? 0) + delivered;
       if (offset >= end) return;
-      current.stream = await this.retry(() => this.inner.get(name, { offset, length: end - offset }));
+      current.stream = await this.open(name, { offset, length: end - offset });
     }
+  }
+
+  /** One request for `range`, retried until it answers. */
+  private async open(name: string, range: ByteRange | undefined): Promise<Readable> {
+    const stream = await this.retry(() => this.inner.get(name, range));
+    // A request opened ahead may break before anyone reads it: its error waits for the reader, it must not end the process.
+    stream.on('error', () => undefined);
+    return stream;
   }
 
   head(name: string): Promise<ObjectInfo | undefined> {

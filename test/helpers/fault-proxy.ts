@@ -9,7 +9,7 @@ export type Fault =
   | { kind: 'status'; status: number; code: string }
   /** The connection is reset: before any answer, after part of an upload's body has arrived. */
   | { kind: 'reset' }
-  /** The real answer's headers and half its body, then the connection is cut. */
+  /** The real answer's headers and half its body, then (a moment later, mid-read) the connection is cut. */
   | { kind: 'truncate' }
   /** The real answer, late. */
   | { kind: 'slow'; delayMs: number }
@@ -62,17 +62,18 @@ export async function startFaultProxy(upstream: number): Promise<FaultProxy> {
           answer.pipe(res);
           return;
         }
-        const length = Number(answer.headers['content-length'] ?? 0);
+        const half = Math.floor(Number(answer.headers['content-length'] ?? 0) / 2);
         let sent = 0;
+        const cut = (): void => void setTimeout(() => res.socket?.destroy(), 100);
         answer.on('data', (data: Buffer) => {
-          const room = Math.floor(length / 2) - sent;
+          const room = half - sent;
           if (room <= 0) return;
           res.write(data.subarray(0, room));
           sent += Math.min(room, data.length);
-          // The client has half the body; the connection then breaks, as a dropped network would.
-          if (sent >= Math.floor(length / 2)) setImmediate(() => res.socket?.destroy());
+          // The client has half the body and is reading it; then the connection breaks, as a dropped network would.
+          if (sent >= half) cut();
         });
-        answer.on('end', () => res.socket?.destroy());
+        answer.on('end', () => half === 0 && cut());
       };
       if (fault?.kind === 'slow') setTimeout(send, fault.delayMs);
       else send();

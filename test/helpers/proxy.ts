@@ -13,14 +13,26 @@ export interface CuttingProxy {
 /**
  * Forwards 127.0.0.1:PORT to 127.0.0.1:upstream. A connection on which the client has sent more than
  * `afterBytes` bytes is reset, as a server or network that drops mid-upload would, `maxCuts` times at most;
- * with `direction` 'download', one on which the server has sent that much (a drop mid-download).
+ * with `direction` 'download', one on which the server has sent that much (a drop mid-download). With
+ * `refuseAfterCut`, every connection after the first cut is reset at once: a server that went away.
  */
-export function startCuttingProxy(upstream: number, afterBytes: number, maxCuts = 1, needles: string[] = [], direction: 'upload' | 'download' = 'upload'): Promise<CuttingProxy> {
+export function startCuttingProxy(
+  upstream: number,
+  afterBytes: number,
+  maxCuts = 1,
+  needles: string[] = [],
+  { direction = 'upload', refuseAfterCut = false }: { direction?: 'upload' | 'download'; refuseAfterCut?: boolean } = {},
+): Promise<CuttingProxy> {
   let cuts = 0;
   const counts = new Map(needles.map((n) => [n, 0]));
   const overlap = Math.max(0, ...needles.map((n) => n.length - 1));
   const sockets = new Set<Socket>();
   const server = createServer((client) => {
+    if (refuseAfterCut && cuts > 0) {
+      client.on('error', () => undefined);
+      client.resetAndDestroy();
+      return;
+    }
     const remote = connect({ host: '127.0.0.1', port: upstream });
     for (const s of [client, remote]) {
       sockets.add(s);
