@@ -47,13 +47,12 @@ export function writeSymlink(path: ByteString, entry: SymlinkEntry, xattrs: Xatt
   withPath(toBytes(path), (bytes) => {
     rmSync(bytes, { force: true });
     symlinkSync(toBytes(entry.linkTarget), bytes);
-  });
-  xattrs.onPath(path, entry.xattrs);
-  withPath(toBytes(path), (bytes) => {
     if (isRoot) lchownSync(bytes, entry.uid, entry.gid);
     const t = seconds(entry.mtime);
     lutimesSync(bytes, t, t);
   });
+  // Attributes change the link's ctime only, so they may come after its times.
+  xattrs.onPath(path, entry.xattrs);
 }
 
 /** Move a finished temp file to its name (both in one folder, of any length). */
