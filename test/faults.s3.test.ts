@@ -10,7 +10,7 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { jsonLines, summaryOf, type RunResult } from './helpers/cli.js';
 import { writePseudoRandom } from './helpers/data.js';
-import { everyNth, startFaultProxy, type Fault, type FaultProxy } from './helpers/fault-proxy.js';
+import { everyNth, startFaultProxy, type Fault, type FaultProxy, type SeenRequest } from './helpers/fault-proxy.js';
 import { reportFigures } from './helpers/figures.js';
 import { expectCode, makeFixture, type Fixture } from './helpers/repo.js';
 import { lostBytes, partialFiles } from './helpers/restore-check.js';
@@ -27,9 +27,27 @@ const FAULTS: Record<string, Fault> = {
   'truncated body': { kind: 'truncate' },
   'slow response': { kind: 'slow', delayMs: 800 },
 };
-/** A trial faults every third request, at most MAX_FAULTS times a run, so retries (6 by default) can win. */
-const EVERY = 3;
-const MAX_FAULTS = 3;
+/** A trial faults every Nth request it picks, each time with the next kind of fault in turn, at most
+ * PER_KIND times a kind, so every kind meets every trial and retries (6 by default) can win. */
+const TRIALS = [2, 3];
+const PER_KIND = 1;
+
+/** A rule giving the picked requests the faults in turn; `counts` says how many of each were given. */
+function rotating(n: number, picks: (req: SeenRequest) => boolean): { rule: (req: SeenRequest) => Fault | undefined; counts: Record<string, number> } {
+  const kinds = Object.keys(FAULTS);
+  const counts = Object.fromEntries(kinds.map((k) => [k, 0]));
+  let next = 0;
+  const every = everyNth(n, FAULTS['500 InternalError']!, picks, kinds.length * PER_KIND);
+  return {
+    rule: (req) => {
+      if (!every.rule(req)) return undefined;
+      const kind = kinds[next++ % kinds.length]!;
+      counts[kind]!++;
+      return FAULTS[kind];
+    },
+    counts,
+  };
+}
 
 /** The one error line of a failed run: it names the target and an object, and nothing else is printed. */
 function failureMessage(run: RunResult): string {
@@ -76,12 +94,13 @@ describe('S3 through a faulty network and server (issue 15)', () => {
     return s3.cli(['restore', '--repo', s3.repo, '--key', fx.key, snapshot, '--target', out, ...extra]);
   }
 
-  for (const [name, fault] of Object.entries(FAULTS)) {
-    it(`${name}: a backup and a restore of it complete with retries, byte-exact`, async () => {
-      const tag = name.replace(/\W/g, '');
-      // New data, so chunks and packs are uploaded under the faults; any request may meet one.
-      await writePseudoRandom(join(src, `${tag}.bin`), 1 * MiB, name);
-      const writes = everyNth(EVERY, fault, () => true, MAX_FAULTS);
+  it('500, 503, 429 SlowDown, resets, bodies cut mid-read, slow answers: backups and restores complete with retries, byte-exact', async () => {
+    const injected = Object.fromEntries(Object.keys(FAULTS).map((k) => [k, 0]));
+    let lost = 0;
+    for (const [trial, n] of TRIALS.entries()) {
+      // New data each trial, so chunks and packs are uploaded under the faults; any request may meet one.
+      await writePseudoRandom(join(src, `trial-${trial}.bin`), 3 * MiB, `trial ${trial}`);
+      const writes = rotating(n, () => true);
       proxy.rule = writes.rule;
       const backup = await s3.cli(['backup', '--repo', s3.repo, '--credentials', s3.cred, '--json', src]);
       proxy.rule = () => undefined;
@@ -90,18 +109,24 @@ describe('S3 through a faulty network and server (issue 15)', () => {
       assert.equal((await storedSnapshots(server, prefix)).length, snapshots);
       // The snapshot points at nothing missing: all of it restores, every byte, through reads of its content
       // that fail too (metadata reads met faults in the backup already; content reads break mid-stream).
-      const reads = everyNth(EVERY, fault, (req) => req.method === 'GET' && /\/(chunks|packs)\//.test(req.path), MAX_FAULTS);
+      const reads = rotating(n, (req) => req.method === 'GET' && /\/(chunks|packs)\//.test(req.path));
       proxy.rule = reads.rule;
-      const out = join(fx.dir, `out-${tag}`);
+      const out = join(fx.dir, `out-${trial}`);
       const restored = await restore(snapshot, out);
       proxy.rule = () => undefined;
       expectCode(restored, 0);
-      const lost = lostBytes(src, out);
-      assert.equal(lost, 0);
-      assert.equal(writes.count() + reads.count(), 2 * MAX_FAULTS);
-      reportFigures({ scenario: `S3 ${name}, backup and restore`, trials: 2, faultsInjected: writes.count() + reads.count(), dataLost: lost });
-    });
-  }
+      lost += lostBytes(src, out);
+      for (const kind of Object.keys(FAULTS)) {
+        assert.equal(writes.counts[kind], PER_KIND, `backup ${trial}: ${kind}`);
+        assert.equal(reads.counts[kind], PER_KIND, `restore ${trial}: ${kind}`);
+        injected[kind] = injected[kind]! + writes.counts[kind]! + reads.counts[kind]!;
+      }
+    }
+    assert.equal(lost, 0);
+    for (const [kind, count] of Object.entries(injected)) {
+      reportFigures({ scenario: `S3 ${kind}, backup and restore`, trials: TRIALS.length * 2, faultsInjected: count, dataLost: lost });
+    }
+  });
 
   it('a storage that keeps failing: the backup stops naming target and object, no snapshot, earlier ones intact', async () => {
     const before = await storedSnapshots(server, prefix);

@@ -18,6 +18,7 @@ import { expectCode, makeFixture, type Fixture } from './helpers/repo.js';
 import { lostBytes } from './helpers/restore-check.js';
 import { initS3Repo, type S3Repo } from './helpers/s3repo.js';
 import { startS3Server, type S3Server } from './helpers/s3server.js';
+import { waitUntil } from './helpers/wait.js';
 
 const MiB = 1024 * 1024;
 
@@ -27,14 +28,18 @@ function used(dir: string): number {
   return (s.blocks - s.bfree) * s.bsize;
 }
 
-/** Fill the file system of `dir` until it has no room left (ENOSPC). */
-function fill(dir: string): void {
+/** Bytes free on the file system of `dir`. */
+function free(dir: string): number {
+  const s = statfsSync(dir);
+  return s.bavail * s.bsize;
+}
+
+/** Take the space of the file system of `dir` but `leave` bytes, as another writer to the same emptyDir would. */
+function fill(dir: string, leave: number): void {
   const fd = openSync(join(dir, 'filler'), 'w');
   const block = Buffer.alloc(MiB, 1);
   try {
-    for (;;) writeSync(fd, block);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+    for (let rest = free(dir) - leave; rest > 0; rest -= block.length) writeSync(fd, block, 0, Math.min(block.length, rest));
   } finally {
     closeSync(fd);
   }
@@ -100,7 +105,7 @@ describe('temp space: a small or full emptyDir (issue 15)', () => {
     let peak = 0;
     const sampler = setInterval(() => (peak = Math.max(peak, used(small) - base)), 10);
     // Slow uploads keep temp files around: without backpressure they would outgrow the folder.
-    proxy.rule = (req) => (req.method === 'PUT' && /\/(chunks|packs)\//.test(req.path) ? { kind: 'slow', delayMs: 300 } : undefined);
+    proxy.rule = (req) => (req.method === 'PUT' && /\/(chunks|packs)\//.test(req.path) ? { kind: 'slow', delayMs: 150 } : undefined);
     let run: RunResult;
     try {
       run = await backup(small);
@@ -122,12 +127,17 @@ describe('temp space: a small or full emptyDir (issue 15)', () => {
     const full = await tmpfs('full', '32m');
     await writePseudoRandom(join(src, 'second.bin'), 24 * MiB, 'second');
     const before = await snapshotCount();
-    // Uploads stall while something else takes the folder's last byte; then the backup writes on.
-    proxy.rule = (req) => (req.method === 'PUT' && req.path.includes('/chunks/') ? { kind: 'hold' } : undefined);
-    const running = backup(full, '--force');
+    // The backup checks the free space and plans its budget (32 MiB); then, while its first look at the
+    // snapshots is held, another writer takes all but 12 MiB. Uploads stay held, so nothing frees space:
+    // the new file's chunks run into ENOSPC mid-write, and the uploads held meanwhile are whole ones.
+    let listings = 0;
+    proxy.rule = (req) => ((req.method === 'GET' && req.url.includes('snapshots') && ++listings === 1) || (req.method === 'PUT' && req.path.includes('/chunks/')) ? { kind: 'hold' } : undefined);
+    const running = backup(full);
     try {
       await proxy.waitForHeld(1);
-      fill(full);
+      fill(full, 12 * MiB);
+      proxy.release();
+      await waitUntil(() => free(full) < MiB, 'the temp folder to fill up', 60_000, 10);
     } finally {
       proxy.rule = () => undefined;
       proxy.release();

@@ -16,10 +16,11 @@ export type Fault =
   /** Kept waiting until release(): a storage that stalls, at a moment the test chooses. */
   | { kind: 'hold' };
 
-/** One request the proxy saw: its method, path (without query) and place in the order of arrival. */
+/** One request the proxy saw: its method, path (without query), whole URL and place in the order of arrival. */
 export interface SeenRequest {
   method: string;
   path: string;
+  url: string;
   index: number;
 }
 
@@ -83,7 +84,8 @@ export async function startFaultProxy(upstream: number): Promise<FaultProxy> {
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const seen: SeenRequest = { method: req.method ?? '', path: (req.url ?? '').split('?')[0] ?? '', index: requests.length };
+    const url = req.url ?? '';
+    const seen: SeenRequest = { method: req.method ?? '', path: url.split('?')[0] ?? '', url, index: requests.length };
     requests.push(seen);
     const fault = proxy.rule(seen);
     if (fault) injected[fault.kind]++;
