@@ -4,9 +4,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # openssl: certificates for the fake API server; golang + sprig + sigs.k8s.io/yaml: the Helm chart renderer;
 # podman, runc, mmdebstrap: the container image test (a local Debian + Node 24 base, no registry needed);
+# acl: setfacl and getfacl, for the tests that back up and restore POSIX ACLs (test/fidelity.test.ts).
 source scripts/build-deps.sh
 # shellcheck disable=SC2086
-install_apt_packages openssh-server openssl golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev podman runc mmdebstrap $BUILD_APT_PACKAGES
+install_apt_packages openssh-server openssl golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev podman runc mmdebstrap acl $BUILD_APT_PACKAGES
 use_node_headers
 npm ci --no-audit --no-fund
 npm test

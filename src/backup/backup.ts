@@ -1,15 +1,16 @@
-import { access, constants, mkdtemp, opendir, rm } from 'node:fs/promises';
+import { access, constants, mkdtemp, opendir, rm, statfs } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, join } from 'node:path';
 import { ChunkThread, type ChunkThreadMode } from '../chunker/chunk-thread.js';
 import { maxChunkSize } from '../chunker/spec.js';
 import { formatSize } from '../util/sizes.js';
-import { ConfigError, KbrackupError, describeError } from '../errors.js';
+import { ConfigError, KbrackupError, TempSpaceError, describeError } from '../errors.js';
 import { DiskIndex } from '../repo/index/disk-index.js';
 import type { Repository } from '../repo/repository.js';
 import type { Snapshot, SnapshotSummary } from '../repo/snapshot.js';
 import type { DirEntry, FileEntry, TreeEntry } from '../repo/tree/entry.js';
-import { fromText, type ByteString } from '../repo/tree/names.js';
+import { withPath } from '../platform/index.js';
+import { fromText, toBytes, type ByteString } from '../repo/tree/names.js';
 import { ByteBudget } from '../util/byte-budget.js';
 import { compileExcludes } from './exclude.js';
 import { Packer } from './packer.js';
@@ -69,10 +70,17 @@ interface TempPlan {
   limit: number;
 }
 
-/** Check the temp folder and size the temp budget; fails early when one chunk and one pack cannot fit. */
+/**
+ * Check the temp folder and size the temp budget; fails early when one chunk and one pack cannot fit
+ * in the budget or in the folder's free space. A budget larger than the free space is cut to it, so
+ * producers wait for uploads to free space instead of meeting a full disk.
+ */
 async function planTempSpace(repo: Repository, options: BackupOptions): Promise<TempPlan> {
+  let free: number;
   try {
     await access(options.tempDir, constants.W_OK | constants.X_OK);
+    const fs = await statfs(options.tempDir);
+    free = fs.bavail * fs.bsize;
   } catch (err) {
     throw new ConfigError(`temp dir ${options.tempDir} is not a writable folder (${describeError(err)}); set --temp-dir / KBRACKUP_TEMP_DIR`);
   }
@@ -80,11 +88,30 @@ async function planTempSpace(repo: Repository, options: BackupOptions): Promise<
   const chunkReserve = maxChunkSize(c.chunker) + OVERHEAD;
   const packReserve = c.packSize + c.bundleSize + c.smallFile + OVERHEAD;
   const needed = chunkReserve + packReserve;
-  const limit = options.tempLimit || Math.max(needed, (options.workers + options.uploads) * chunkReserve + packReserve);
-  if (limit < needed) {
-    throw new ConfigError(`--temp-limit ${formatSize(limit)} cannot hold one chunk and one pack in flight (${formatSize(needed)}); raise it or the emptyDir sizeLimit`);
+  const wanted = options.tempLimit || Math.max(needed, (options.workers + options.uploads) * chunkReserve + packReserve);
+  if (wanted < needed) {
+    throw new ConfigError(`--temp-limit ${formatSize(wanted)} cannot hold one chunk and one pack in flight (${formatSize(needed)}); raise it or the emptyDir sizeLimit`);
   }
-  return { chunkReserve, packReserve, limit };
+  if (free < needed) {
+    throw new TempSpaceError(
+      options.tempDir,
+      needed,
+      `temp dir ${options.tempDir} has ${formatSize(free)} free, but a backup needs at least ${formatSize(needed)} there (one chunk and one pack in flight); raise the emptyDir sizeLimit or set --temp-dir to a larger folder`,
+    );
+  }
+  return { chunkReserve, packReserve, limit: Math.min(wanted, free) };
+}
+
+/** A full temp folder (ENOSPC, EDQUOT) as the error to stop the run with: no file could be stored after it. */
+function tempFull(err: unknown, tempDir: string, plan: TempPlan): TempSpaceError | undefined {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code !== 'ENOSPC' && code !== 'EDQUOT') return undefined;
+  return new TempSpaceError(
+    tempDir,
+    plan.limit,
+    `temp dir ${tempDir} ran out of space (${code}) while writing a temp file; this backup needs ${formatSize(plan.limit)} free there for its chunks and packs in flight, plus room for folder listings and the index; raise the emptyDir sizeLimit or lower --temp-limit`,
+    { cause: err },
+  );
 }
 
 /**
@@ -175,7 +202,7 @@ class BackupRun {
     private readonly observer: BackupObserver,
     private readonly progress: Progress,
     private readonly runDir: string,
-    plan: TempPlan,
+    private readonly plan: TempPlan,
   ) {
     this.signal = AbortSignal.any([options.signal, this.controller.signal]);
     this.budget = new ByteBudget(plan.limit, this.signal);
@@ -226,7 +253,10 @@ class BackupRun {
     })();
   }
 
+  /** Report one path's trouble; a full temp folder is no trouble of one file and stops the run. */
   private fileError(path: ByteString, during: string, err: unknown): void {
+    const full = tempFull(err, this.options.tempDir, this.plan);
+    if (full) throw full;
     this.progress.errors++;
     this.observer.error(Buffer.from(path, 'latin1').toString('utf8'), during, err);
   }
@@ -343,7 +373,7 @@ class BackupRun {
         if (stored.list) this.trees.store(stored.list);
         let after: Lstat | undefined;
         try {
-          after = lstatPath(Buffer.from(item.absolute, 'latin1'));
+          after = withPath(toBytes(item.absolute), (p) => lstatPath(p));
         } catch {
           after = undefined;
         }
@@ -427,6 +457,8 @@ export async function runBackup(repo: Repository, options: BackupOptions, observ
     const result = await run.finish(root, started);
     failed = false;
     return result;
+  } catch (err) {
+    throw tempFull(err, options.tempDir, plan) ?? err;
   } finally {
     await run.close(failed);
     await rm(runDir, { recursive: true, force: true });

@@ -1,5 +1,5 @@
 import { readlinkSync } from 'node:fs';
-import { lstatPath, type Lstat } from '../platform/index.js';
+import { lstatPath, withPath, type Lstat } from '../platform/index.js';
 import { childPath, fromBytes, toBytes, type ByteString } from '../repo/tree/names.js';
 import { sortedNames } from './sorted-names.js';
 
@@ -72,11 +72,12 @@ export function kindOf(mode: number): WalkItem['kind'] {
  */
 function inspect(absolute: ByteString, path: ByteString, name: ByteString, onError: (e: WalkError) => void): WalkItem | undefined {
   try {
-    const bytes = toBytes(absolute);
-    const stat = lstatPath(bytes);
-    const item: WalkItem = { path, name, absolute, stat: metaOf(stat), kind: kindOf(stat.mode) };
-    if (item.kind === 'symlink') item.linkTarget = fromBytes(readlinkSync(bytes, { encoding: 'buffer' }));
-    return item;
+    return withPath(toBytes(absolute), (bytes) => {
+      const stat = lstatPath(bytes);
+      const item: WalkItem = { path, name, absolute, stat: metaOf(stat), kind: kindOf(stat.mode) };
+      if (item.kind === 'symlink') item.linkTarget = fromBytes(readlinkSync(bytes, { encoding: 'buffer' }));
+      return item;
+    });
   } catch (error) {
     onError({ path, error });
     return undefined;

@@ -1,4 +1,4 @@
-import { getXattr, listXattrs, xattrSupported } from '../platform/index.js';
+import { getXattr, listXattrs, withPath, xattrSupported } from '../platform/index.js';
 import { toBytes, type ByteString } from '../repo/tree/names.js';
 
 /** Errors that mean "no attributes here", not a problem: the file system has none, or one vanished. */
@@ -10,7 +10,10 @@ const NONE = new Set(['ENOTSUP', 'ENODATA']);
  */
 export function readXattrs(path: ByteString): [Buffer, Buffer][] | undefined {
   if (!xattrSupported()) return undefined;
-  const bytes = toBytes(path);
+  return withPath(toBytes(path), readAll);
+}
+
+function readAll(bytes: Buffer): [Buffer, Buffer][] | undefined {
   let names: Buffer[];
   try {
     names = listXattrs(bytes);

@@ -1,6 +1,6 @@
 import { createHash, createHmac, type KeyObject } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
-import { flistXattrs, fgetXattr, fstatFd, xattrSupported } from '../platform/index.js';
+import { flistXattrs, fgetXattr, fstatFd, withPath, xattrSupported } from '../platform/index.js';
 import { asBuffer } from '../util/bytes.js';
 
 /** A small file to read: its path (bytes), and what the walk's lstat said, to tell a change. */
@@ -59,7 +59,8 @@ export function readSmallFiles(files: SmallFile[], idKey: KeyObject): { buffer: 
     at += f.size + 1;
     let fd: number | undefined;
     try {
-      fd = openSync(asBuffer(f.path), 'r');
+      // withPath: a path longer than PATH_MAX is opened through its folders (platform/long-path.ts).
+      fd = withPath(asBuffer(f.path), (p) => openSync(p, 'r'));
       let got = 0;
       for (;;) {
         const n = readSync(fd, bytes, start + got, f.size + 1 - got, got);

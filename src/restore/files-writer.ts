@@ -1,7 +1,8 @@
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { closeSync, fchmodSync, fchownSync, futimesSync, lchownSync, lutimesSync, openSync, renameSync, rmSync, symlinkSync, writeSync } from 'node:fs';
-import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { open, rm, type FileHandle } from 'node:fs/promises';
 import { IntegrityError } from '../errors.js';
+import { withPath, withPathAsync } from '../platform/index.js';
 import type { DirEntry, FileEntry, SymlinkEntry } from '../repo/tree/entry.js';
 import { childPath, displayName, toBytes, type ByteString } from '../repo/tree/names.js';
 import type { XattrWriter } from './xattrs.js';
@@ -31,7 +32,7 @@ function applyFileMeta(fd: number, path: ByteString, entry: FileEntry, xattrs: X
 
 /** Extended attributes, mode, owner and times of a folder (after everything inside it was written). */
 export async function applyDirMeta(path: ByteString, entry: DirEntry, xattrs: XattrWriter): Promise<void> {
-  const handle = await open(toBytes(path), 'r');
+  const handle = await withPathAsync(toBytes(path), (p) => open(p, 'r'));
   try {
     xattrs.onFd(handle.fd, path, entry.xattrs);
     if (isRoot) await handle.chown(entry.uid, entry.gid);
@@ -45,13 +46,20 @@ export async function applyDirMeta(path: ByteString, entry: DirEntry, xattrs: Xa
 
 /** Create a symlink (replacing what is there) with its attributes, owner and times. */
 export function writeSymlink(path: ByteString, entry: SymlinkEntry, xattrs: XattrWriter): void {
-  const bytes = toBytes(path);
-  rmSync(bytes, { force: true });
-  symlinkSync(toBytes(entry.linkTarget), bytes);
+  withPath(toBytes(path), (bytes) => {
+    rmSync(bytes, { force: true });
+    symlinkSync(toBytes(entry.linkTarget), bytes);
+    if (isRoot) lchownSync(bytes, entry.uid, entry.gid);
+    const t = fileTime(entry.mtime);
+    lutimesSync(bytes, t, t);
+  });
+  // Attributes change the link's ctime only, so they may come after its times.
   xattrs.onPath(path, entry.xattrs);
-  if (isRoot) lchownSync(bytes, entry.uid, entry.gid);
-  const t = fileTime(entry.mtime);
-  lutimesSync(bytes, t, t);
+}
+
+/** Move a finished temp file to its name (both in one folder, of any length). */
+function renameInPlace(temp: ByteString, final: ByteString): void {
+  withPath(toBytes(temp), (from) => withPath(toBytes(final), (to) => renameSync(from, to)));
 }
 
 /** Check restored content against the file's recorded size and SHA-256. */
@@ -69,17 +77,17 @@ export function writeWholeFile(dir: ByteString, path: ByteString, entry: FileEnt
   const bytes = data ?? Buffer.alloc(0);
   checkContent(entry, path, bytes.length, entry.sha256 === undefined ? undefined : createHash('sha256').update(bytes).digest('hex'), tree);
   const temp = tempName(dir);
-  const fd = openSync(toBytes(temp), 'wx', 0o600);
+  const fd = withPath(toBytes(temp), (p) => openSync(p, 'wx', 0o600));
   try {
     for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done, done);
     applyFileMeta(fd, path, entry, xattrs);
   } catch (err) {
     closeSync(fd);
-    rmSync(toBytes(temp), { force: true });
+    withPath(toBytes(temp), (p) => rmSync(p, { force: true }));
     throw err;
   }
   closeSync(fd);
-  renameSync(toBytes(temp), toBytes(childPath(dir, entry.name)));
+  renameInPlace(temp, childPath(dir, entry.name));
 }
 
 /** Bytes compared at once when looking for zero runs that become holes. */
@@ -117,7 +125,7 @@ export class LargeFileWriter {
   }
 
   async openFile(): Promise<void> {
-    this.handle = await open(toBytes(this.temp), 'wx', 0o600);
+    this.handle = await withPathAsync(toBytes(this.temp), (p) => open(p, 'wx', 0o600));
   }
 
   /** Append verified data (the next part in file order); the write runs while the next part is fetched. */
@@ -154,14 +162,14 @@ export class LargeFileWriter {
     applyFileMeta(handle.fd, this.path, this.entry, this.xattrs);
     await handle.close();
     this.handle = undefined;
-    await rename(toBytes(this.temp), toBytes(childPath(this.dir, this.entry.name)));
+    renameInPlace(this.temp, childPath(this.dir, this.entry.name));
   }
 
   /** Remove the temp file (on error or cancel). */
   async abort(): Promise<void> {
     await Promise.allSettled(this.writes);
     await this.handle?.close().catch(() => undefined);
-    await rm(toBytes(this.temp), { force: true });
+    await withPathAsync(toBytes(this.temp), (p) => rm(p, { force: true }));
   }
 }
 

@@ -9,6 +9,7 @@ import type { Repository } from '../repo/repository.js';
 import type { StoredSnapshot } from '../repo/snapshot.js';
 import { decodeEntry, encodeEntry, type DirEntry, type FileEntry, type TreeEntry } from '../repo/tree/entry.js';
 import { childPath, displayName, fromBytes, fromText, parseDisplayed, toBytes, type ByteString } from '../repo/tree/names.js';
+import { withPath, withPathAsync } from '../platform/index.js';
 import { TaskGroup } from '../util/task-group.js';
 import { LargeFileWriter, applyDirMeta, writeSymlink, writeWholeFile } from './files-writer.js';
 import { SafeDirs } from './safe-path.js';
@@ -103,7 +104,7 @@ class RestoreRun {
   private mayWrite(absolute: ByteString, entry: TreeEntry): boolean {
     let existing;
     try {
-      existing = lstatSync(toBytes(absolute), { bigint: true });
+      existing = withPath(toBytes(absolute), (p) => lstatSync(p, { bigint: true }));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;
       throw err;
@@ -251,8 +252,10 @@ class RestoreRun {
     if (lines === '') return;
     for await (const line of createInterface({ input: createReadStream(this.linksFile), crlfDelay: Infinity })) {
       const [first, other] = line.split('\t').map((b) => fromBytes(Buffer.from(b!, 'base64')));
-      await rm(toBytes(other!), { force: true });
-      await link(toBytes(first!), toBytes(other!));
+      await withPathAsync(toBytes(other!), async (to) => {
+        await rm(to, { force: true });
+        await withPathAsync(toBytes(first!), (from) => link(from, to));
+      });
     }
   }
 

@@ -62,13 +62,21 @@ export interface RunOptions extends SpawnOptions {
   nodeArgs?: string[];
   /** Called once the child has started, e.g. to send it a signal later. */
   onSpawn?: (pid: number) => void;
+  /** Run as this user and group id with no supplementary groups (setpriv; the caller must be root). */
+  asUser?: number;
 }
+
+/** The user tests run unprivileged commands as: `nobody`, whom root's rights do not cover. */
+export const NOBODY = 65534;
 
 /** Run `node dist/cli.js ARGS` as a child process. */
 export function runCli(args: string[], options: RunOptions = {}): Promise<RunResult> {
-  const { nodeArgs = [], onSpawn, ...spawnOptions } = options;
+  const { nodeArgs = [], onSpawn, asUser, ...spawnOptions } = options;
+  const command = [process.execPath, ...nodeArgs, CLI, ...args];
+  // setpriv execs node in the same process, so the pid (for signals and peak RSS) is node's.
+  if (asUser !== undefined) command.unshift('/usr/bin/setpriv', `--reuid=${asUser}`, `--regid=${asUser}`, '--clear-groups');
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...nodeArgs, CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...spawnOptions });
+    const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], ...spawnOptions });
     let stdout = '';
     let stderr = '';
     let peakRss = 0;
