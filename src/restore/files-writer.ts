@@ -16,9 +16,13 @@ function fileTime(ns: string): number | Date {
   return t < 0n ? new Date(Number(t / 1_000_000n)) : Number(t) / 1e9;
 }
 
+// A per-run random prefix and a counter: unique without a random draw per file (12 us each here).
+const TEMP_PREFIX = `.kbrackup-${randomBytes(6).toString('hex')}-`;
+let tempCounter = 0;
+
 /** A hidden temp name next to the final one: a file appears only once complete and verified. */
 function tempName(dir: ByteString): ByteString {
-  return childPath(dir, `.kbrackup-${randomBytes(6).toString('hex')}`);
+  return childPath(dir, `${TEMP_PREFIX}${(tempCounter++).toString(36)}`);
 }
 
 /** Extended attributes, mode, owner and times onto an open file descriptor. */
