@@ -1,6 +1,6 @@
 import { createHash, createHmac, type KeyObject } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
-import { flistXattrs, fgetXattr, fstatFd, withPath, xattrSupported } from '../platform/index.js';
+import { fstatFd, readAllXattrs, withPath } from '../platform/index.js';
 import { asBuffer } from '../util/bytes.js';
 
 /** A small file to read: its path (bytes), and what the walk's lstat said, to tell a change. */
@@ -17,30 +17,6 @@ export type SmallRead =
   | { offset: number; length: number; sha256: string; id: Uint8Array; changed: boolean; xattrs?: [Uint8Array, Uint8Array][] }
   | { grew: true }
   | { error: { message: string; code?: string } };
-
-/** Errors that mean "no attributes here": the file system has none, or one vanished. */
-const NO_XATTRS = new Set(['ENOTSUP', 'ENODATA']);
-
-function xattrsOf(fd: number): [Uint8Array, Uint8Array][] | undefined {
-  if (!xattrSupported()) return undefined;
-  let names: Buffer[];
-  try {
-    names = flistXattrs(fd);
-  } catch (err) {
-    if (NO_XATTRS.has((err as NodeJS.ErrnoException).code ?? '')) return undefined;
-    throw err;
-  }
-  if (names.length === 0) return undefined;
-  const out: [Uint8Array, Uint8Array][] = [];
-  for (const name of names.sort(Buffer.compare)) {
-    try {
-      out.push([name, fgetXattr(fd, name)]);
-    } catch (err) {
-      if (!NO_XATTRS.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
-    }
-  }
-  return out.length ? out : undefined;
-}
 
 /**
  * Read a batch of small files whole with synchronous calls, on the chunk thread (or inline on the main
@@ -75,7 +51,7 @@ export function readSmallFiles(files: SmallFile[], idKey: KeyObject): { buffer: 
       const after = fstatFd(fd);
       const changed = got !== f.size || after.size !== f.size || after.mtime !== f.mtime || after.ctime !== f.ctime;
       const data = bytes.subarray(start, start + got);
-      const xattrs = xattrsOf(fd);
+      const xattrs = readAllXattrs(fd);
       reads.push({
         offset: start,
         length: got,
