@@ -14,7 +14,7 @@ import type { RepoConfig, StoredConfig } from './format.js';
 import { BlobListParser } from './index/blob-list.js';
 import type { IndexEntry } from './index/records.js';
 import { Layout, checkId, idOfName, parseSnapshotName } from './layout.js';
-import { decodeMeta, decodeMetaStream, encodeMeta, encryptCompressedMeta } from './meta-codec.js';
+import { META_LEVEL, decodeMeta, decodeMetaStream, encodeMeta, encryptCompressedMeta } from './meta-codec.js';
 import { checkSnapshot, type Snapshot, type StoredSnapshot } from './snapshot.js';
 import type { ContentPart, FileEntry, TreeEntry } from './tree/entry.js';
 import { listParts, treeEntries } from './tree/tree-reader.js';
@@ -299,7 +299,7 @@ export class Repository {
     const name = Layout.index(randomBytes(32).toString('hex'));
     const base = `${tempDir}/index-${randomBytes(8).toString('hex')}`;
     try {
-      await pipeline(blobList, createDeflate({ level: 6 }), createWriteStream(`${base}.z`, { flags: 'wx' }));
+      await pipeline(blobList, createDeflate({ level: META_LEVEL }), createWriteStream(`${base}.z`, { flags: 'wx' }));
       const out = createWriteStream(`${base}.obj`, { flags: 'wx' });
       await pipeline(encryptCompressedMeta(this.secrets, name, createReadStream(`${base}.z`)), out);
       await this.target.put(name, { file: `${base}.obj`, size: out.bytesWritten, consumable: true });
