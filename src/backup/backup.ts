@@ -369,7 +369,7 @@ class BackupRun {
       this.progress.current.add(shown);
       try {
         const stored = await storeFile(this.store, item.absolute, item.stat, changed);
-        if (stored.list) this.trees.store(stored.list);
+        if (stored.list) await this.trees.store(stored.list);
         let after: Lstat | undefined;
         try {
           after = withPath(toBytes(item.absolute), (p) => lstatPath(p));
