@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { POD_NODE_ARGS, runCli } from './helpers/cli.js';
+import { POD, POD_NODE_ARGS, runCli } from './helpers/cli.js';
 import { runCliCapped } from './helpers/cgroup.js';
 import { sha256File, writePseudoRandom } from './helpers/data.js';
 import { expectCode, makeFixture, type Fixture } from './helpers/repo.js';
@@ -91,9 +91,9 @@ describe('memory stays flat whatever the file size, chunk size and file count', 
       for (let run = 0; run < RUNS; run++) {
         const fx = await makeFixture(['--chunker', 'fixed', '--chunk-size', c.chunk]);
         fixtures.push(fx);
-        b.push(expectCode(await runCli(['backup', '--repo', fx.repo, '--credentials', fx.cred, c.source], { nodeArgs: POD_NODE_ARGS }), 0).peakRss);
+        b.push(expectCode(await runCli(['backup', '--repo', fx.repo, '--credentials', fx.cred, c.source], POD), 0).peakRss);
         const out = join(fx.dir, 'out');
-        r.push(expectCode(await runCli(['restore', '--repo', fx.repo, '--key', fx.key, 'latest', '--target', out], { nodeArgs: POD_NODE_ARGS }), 0).peakRss);
+        r.push(expectCode(await runCli(['restore', '--repo', fx.repo, '--key', fx.key, 'latest', '--target', out], POD), 0).peakRss);
         if (c.check && run === 0) assert.equal(await sha256File(join(out, c.check)), await sha256File(join(c.source, c.check)), c.name);
         await fx.cleanup();
       }

@@ -61,6 +61,8 @@ async function writeRun(items: string[], tempDir: string): Promise<string> {
       used += 4 + length;
     }
     await flush();
+    // Clean pages can be reclaimed under a memory limit; dirty ones count (docs/ARCHITECTURE.md "Memory does not grow with the data").
+    await handle.datasync();
   } finally {
     await handle.close();
   }
