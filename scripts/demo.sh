@@ -3,6 +3,10 @@
 # Usage: bash scripts/demo.sh [FOLDER_TO_BACK_UP]   (without a folder, a sample is generated)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/build-deps.sh
+# shellcheck disable=SC2086
+install_apt_packages $BUILD_APT_PACKAGES
+use_node_headers
 npm ci --no-audit --no-fund --loglevel=error
 npm run build --silent
 work=$(mktemp -d /tmp/kbrackup-demo.XXXXXX)
@@ -17,15 +21,15 @@ fi
 kb() { node dist/cli.js "$@"; }
 echo "== keygen: the owner's key pair (the private key is only needed to restore)"
 kb keygen --out "$work/keys/owner"
-echo "== init: a repository in $work/repo, encrypted to the owner's public key"
-kb init --repo "$work/repo" --recipient "$work/keys/owner.pub.asc" --credentials-out "$work/backup.cred"
+echo "== init: a repository in $work/repo, encrypted to the owner's public key and signed by the owner's key"
+kb init --repo "$work/repo" --key "$work/keys/owner.key.asc" --credentials-out "$work/backup.cred"
 echo "== backup of $src with the write-only credentials"
 kb backup --repo "$work/repo" --credentials "$work/backup.cred" --log-level warn "$src"
 echo "== second backup: nothing new is stored"
 kb backup --repo "$work/repo" --credentials "$work/backup.cred" --log-level warn "$src"
 echo "== snapshots"
 kb snapshots --repo "$work/repo" --credentials "$work/backup.cred"
-echo "== restore with the private key"
+echo "== restore with the private key (it verifies the owner's signature, then every object)"
 kb restore --repo "$work/repo" --key "$work/keys/owner.key.asc" latest --target "$work/restored" --log-level warn
 diff -r "$src" "$work/restored" && echo "== restored files are identical to $src"
 echo "== repository objects (all encrypted):"

@@ -4,18 +4,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # openssl: certificates for the fake API server; golang + sprig + sigs.k8s.io/yaml: the Helm chart renderer;
 # podman, runc, mmdebstrap: the container image test (a local Debian + Node 24 base, no registry needed);
-# g++, make, python3: node-gyp, for the platform addon (src/platform) that `npm run build` compiles.
-APT_PACKAGES="openssh-server openssl golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev podman runc mmdebstrap g++ make python3"
-missing=""
-for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
-if [ -n "$missing" ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends $missing >/dev/null
-fi
-# node-gyp would download Node's headers (no such host is reachable here): use the running node's own.
-node_prefix=$(dirname "$(dirname "$(command -v node)")")
-if [ -z "${npm_config_nodedir:-}" ] && [ -f "$node_prefix/include/node/node_api.h" ]; then export npm_config_nodedir="$node_prefix"; fi
+# acl: setfacl and getfacl, for the tests that back up and restore POSIX ACLs (test/fidelity.test.ts).
+source scripts/build-deps.sh
+# shellcheck disable=SC2086
+install_apt_packages openssh-server openssl golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev podman runc mmdebstrap acl $BUILD_APT_PACKAGES
+use_node_headers
 npm ci --no-audit --no-fund
 npm test
 # The container image runs Node 24 (Node 20 is end of life): the core suites run on it too. The official

@@ -41,6 +41,18 @@ export class TargetError extends KbrackupError {
   }
 }
 
+/** The temp folder (a pod's emptyDir) is too small or ran full: names the folder and the space a backup needs there. */
+export class TempSpaceError extends KbrackupError {
+  readonly folder: string;
+  /** Bytes of free space the run needs in `folder`. */
+  readonly needed: number;
+  constructor(folder: string, needed: number, message: string, options?: { cause?: unknown }) {
+    super(message, ExitCode.failed, options);
+    this.folder = folder;
+    this.needed = needed;
+  }
+}
+
 /** The requested object does not exist on the target. */
 export class NotFoundError extends TargetError {
   constructor(target: string, object: string, opts: { cause?: unknown } = {}) {

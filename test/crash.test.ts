@@ -15,17 +15,28 @@ async function chunkCount(fx: Fixture): Promise<number> {
   return (await readdir(join(fx.repo, 'chunks'), { recursive: true }).catch(() => [])).length;
 }
 
-/** Kill a backup by signal once it has stored new data, i.e. in the middle of its work. */
+/**
+ * Kill a backup by signal once it has stored new data, i.e. in the middle of its work. The signal goes
+ * exactly once (a second SIGTERM would exit at once, skipping the cleanup under test): checks run one
+ * after another, never overlapping, and stop when the process is gone.
+ */
 async function killWhenBusy(fx: Fixture, signal: NodeJS.Signals): Promise<(pid: number) => void> {
   const baseline = await chunkCount(fx);
   return (pid: number) => {
-    const timer = setInterval(async () => {
-      if ((await chunkCount(fx)) > baseline + 4) {
-        clearInterval(timer);
-        process.kill(pid, signal);
+    void (async () => {
+      for (;;) {
+        await new Promise((resolve) => setTimeout(resolve, 20).unref());
+        try {
+          process.kill(pid, 0);
+        } catch {
+          return;
+        }
+        if ((await chunkCount(fx)) > baseline + 4) {
+          process.kill(pid, signal);
+          return;
+        }
       }
-    }, 20);
-    timer.unref();
+    })();
   };
 }
 
@@ -65,6 +76,16 @@ describe('interrupted backups never damage earlier snapshots', () => {
     assert.equal(await snapshotCount(fx), 1);
     // The next backup completes and the repository holds both versions.
     expectCode(await runCli(['backup', '--repo', fx.repo, '--credentials', fx.cred, src]), 0);
+    assert.equal(await snapshotCount(fx), 2);
+  });
+
+  it('SIGINT (Ctrl-C) stops cleanly with exit 130, like restic', async () => {
+    await writePseudoRandom(join(src, 'third.bin'), 256 * 1024 * 1024, 'third');
+    const before = new Set(await readdir(tmp));
+    const result = await runCli(['backup', '--repo', fx.repo, '--credentials', fx.cred, '--temp-dir', tmp, '--json', src], { onSpawn: await killWhenBusy(fx, 'SIGINT') });
+    expectCode(result, 130);
+    assert.match(result.stderr, /"message_type":"exit_error","code":130,"message":"stopped by SIGINT/);
+    assert.deepEqual((await readdir(tmp)).filter((n) => !before.has(n)), []);
     assert.equal(await snapshotCount(fx), 2);
   });
 });

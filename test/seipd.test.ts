@@ -4,11 +4,12 @@ import { pipeline } from 'node:stream/promises';
 import { describe, it } from 'node:test';
 import * as openpgp from 'openpgp';
 import { decryptPacket } from '../src/crypto/envelope.js';
-import { PacketBodyReader, PacketTag, definiteLength, packetHeader, parsePacketHeader } from '../src/crypto/packets.js';
+import { PacketTag, definiteLength, packetHeader, parsePacketHeader } from '../src/crypto/packets.js';
 import { seipdDecryptor } from '../src/crypto/seipd-decrypt.js';
 import { newSessionKey, seipdEncryptor } from '../src/crypto/seipd.js';
 import { IntegrityError } from '../src/errors.js';
 import { Prng, pseudoRandomBytes } from './fixtures/prng.js';
+import { definitePacket, packetBody } from './helpers/forge.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -67,19 +68,6 @@ async function rejects(packet: Buffer, sessionKey: Uint8Array, reason?: RegExp):
     if (reason) assert.match(err.message, reason);
     return true;
   });
-}
-
-/** The body of the single packet in `packet`, whatever its framing. */
-function packetBody(packet: Buffer): Buffer {
-  const reader = new PacketBodyReader();
-  const body = Buffer.concat(reader.push(packet));
-  assert.ok(reader.done);
-  return body;
-}
-
-/** A SEIPD packet around `body` with a definite length. */
-function definitePacket(body: Buffer): Buffer {
-  return Buffer.concat([packetHeader(PacketTag.seipd, body.length), body]);
 }
 
 /** A SEIPD packet around `body` framed with partial lengths of the given powers of two (cycled), then a definite tail. */

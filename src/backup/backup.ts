@@ -1,16 +1,16 @@
-import { access, constants, lstat, mkdtemp, opendir, rm } from 'node:fs/promises';
-import type { BigIntStats } from 'node:fs';
+import { access, constants, mkdtemp, opendir, rm, statfs } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, join } from 'node:path';
 import { ChunkThread, type ChunkThreadMode } from '../chunker/chunk-thread.js';
 import { maxChunkSize } from '../chunker/spec.js';
-import { formatSize } from '../config/sizes.js';
-import { ConfigError, KbrackupError, describeError } from '../errors.js';
+import { formatSize } from '../util/sizes.js';
+import { ConfigError, KbrackupError, TempSpaceError, describeError } from '../errors.js';
 import { DiskIndex } from '../repo/index/disk-index.js';
 import type { Repository } from '../repo/repository.js';
 import type { Snapshot, SnapshotSummary } from '../repo/snapshot.js';
 import type { DirEntry, FileEntry, TreeEntry } from '../repo/tree/entry.js';
-import { fromText, type ByteString } from '../repo/tree/names.js';
+import { withPath } from '../platform/index.js';
+import { fromText, toBytes, type ByteString } from '../repo/tree/names.js';
 import { ByteBudget } from '../util/byte-budget.js';
 import { compileExcludes } from './exclude.js';
 import { Packer } from './packer.js';
@@ -22,7 +22,8 @@ import { SmallFiles } from './small-files.js';
 import { storeFile, type StoreContext, type StoredFile } from './store-file.js';
 import { TreeBuilder, baseEntry, type DirCounts } from './tree-builder.js';
 import { Uploader } from './uploader.js';
-import { walk, type WalkEvent, type WalkItem } from './walker.js';
+import { kindOf, metaOf, walk, type FileMeta, type WalkEvent, type WalkItem } from './walker.js';
+import { lstatPath, type Lstat } from '../platform/index.js';
 import { readXattrs } from './xattrs.js';
 
 /** What a backup run is asked to do. */
@@ -58,7 +59,7 @@ export interface BackupResult {
 }
 
 /** Walk events whose results may be pending at once: bounds memory while files are stored. */
-const WINDOW = 1024;
+const WINDOW = 384;
 /** Key packets + AEAD tags + framing + trailer add well under this to a chunk or pack. */
 const OVERHEAD = 64 * 1024;
 
@@ -69,10 +70,17 @@ interface TempPlan {
   limit: number;
 }
 
-/** Check the temp folder and size the temp budget; fails early when one chunk and one pack cannot fit. */
+/**
+ * Check the temp folder and size the temp budget; fails early when one chunk and one pack cannot fit
+ * in the budget or in the folder's free space. A budget larger than the free space is cut to it, so
+ * producers wait for uploads to free space instead of meeting a full disk.
+ */
 async function planTempSpace(repo: Repository, options: BackupOptions): Promise<TempPlan> {
+  let free: number;
   try {
     await access(options.tempDir, constants.W_OK | constants.X_OK);
+    const fs = await statfs(options.tempDir);
+    free = fs.bavail * fs.bsize;
   } catch (err) {
     throw new ConfigError(`temp dir ${options.tempDir} is not a writable folder (${describeError(err)}); set --temp-dir / KBRACKUP_TEMP_DIR`);
   }
@@ -80,26 +88,46 @@ async function planTempSpace(repo: Repository, options: BackupOptions): Promise<
   const chunkReserve = maxChunkSize(c.chunker) + OVERHEAD;
   const packReserve = c.packSize + c.bundleSize + c.smallFile + OVERHEAD;
   const needed = chunkReserve + packReserve;
-  const limit = options.tempLimit || Math.max(needed, (options.workers + options.uploads) * chunkReserve + packReserve);
-  if (limit < needed) {
-    throw new ConfigError(`--temp-limit ${formatSize(limit)} cannot hold one chunk and one pack in flight (${formatSize(needed)}); raise it or the emptyDir sizeLimit`);
+  const wanted = options.tempLimit || Math.max(needed, (options.workers + options.uploads) * chunkReserve + packReserve);
+  if (wanted < needed) {
+    throw new ConfigError(`--temp-limit ${formatSize(wanted)} cannot hold one chunk and one pack in flight (${formatSize(needed)}); raise it or the emptyDir sizeLimit`);
   }
-  return { chunkReserve, packReserve, limit };
+  if (free < needed) {
+    throw new TempSpaceError(
+      options.tempDir,
+      needed,
+      `temp dir ${options.tempDir} has ${formatSize(free)} free, but a backup needs at least ${formatSize(needed)} there (one chunk and one pack in flight); raise the emptyDir sizeLimit or set --temp-dir to a larger folder`,
+    );
+  }
+  return { chunkReserve, packReserve, limit: Math.min(wanted, free) };
+}
+
+/** A full temp folder (ENOSPC, EDQUOT) as the error to stop the run with: no file could be stored after it. */
+function tempFull(err: unknown, tempDir: string, plan: TempPlan): TempSpaceError | undefined {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code !== 'ENOSPC' && code !== 'EDQUOT') return undefined;
+  return new TempSpaceError(
+    tempDir,
+    plan.limit,
+    `temp dir ${tempDir} ran out of space (${code}) while writing a temp file; this backup needs ${formatSize(plan.limit)} free there for its chunks and packs in flight, plus room for folder listings and the index; raise the emptyDir sizeLimit or lower --temp-limit`,
+    { cause: err },
+  );
 }
 
 /**
  * What is backed up: a folder (which must be listable: an unreadable root is a failure, never an empty
  * snapshot) or a single file.
  */
-async function inspectRoot(root: string, observer: BackupObserver): Promise<BigIntStats> {
-  let stat: BigIntStats;
+async function inspectRoot(root: string, observer: BackupObserver): Promise<Lstat> {
+  let stat: Lstat;
   try {
-    stat = await lstat(root, { bigint: true });
+    stat = lstatPath(Buffer.from(root));
   } catch (err) {
     throw new ConfigError(`backup PATH ${root} cannot be read (${describeError(err)})`);
   }
-  if (!stat.isDirectory() && !stat.isFile()) throw new ConfigError(`backup PATH ${root} is neither a folder nor a file`);
-  if (stat.isDirectory()) {
+  const kind = kindOf(stat.mode);
+  if (kind !== 'dir' && kind !== 'file') throw new ConfigError(`backup PATH ${root} is neither a folder nor a file`);
+  if (kind === 'dir') {
     try {
       const dir = await opendir(root);
       const first = await dir.read();
@@ -116,20 +144,39 @@ async function inspectRoot(root: string, observer: BackupObserver): Promise<BigI
 function unchanged(item: WalkItem, prev: TreeEntry | undefined): prev is FileEntry {
   return (
     prev?.type === 'file' &&
-    prev.size === Number(item.stat.size) &&
-    prev.mtime === item.stat.mtimeNs.toString() &&
-    prev.ctime === item.stat.ctimeNs.toString() &&
-    prev.ino === item.stat.ino.toString()
+    prev.size === item.stat.size &&
+    prev.mtime === item.stat.mtime &&
+    prev.ctime === item.stat.ctime &&
+    prev.ino === item.stat.ino
   );
 }
 
-/** Whether a file changed between two lstats. */
-function changedSince(before: BigIntStats, after: BigIntStats): boolean {
-  return before.size !== after.size || before.mtimeNs !== after.mtimeNs || before.ctimeNs !== after.ctimeNs;
+/** Whether a file changed between the walk's lstat and a later one. */
+function changedSince(before: FileMeta, after: Lstat): boolean {
+  return before.size !== after.size || before.mtime !== after.mtime || before.ctime !== after.ctime;
+}
+
+/**
+ * A file's entry, built as one object literal: a backup makes one per file, and spreading partial
+ * objects made this the largest source of garbage after lstat.
+ */
+function fileEntryOf(item: WalkItem, size: number, sha256: string | undefined, content: FileEntry['content'], xattrs: FileEntry['xattrs']): FileEntry {
+  const s = item.stat;
+  const entry: FileEntry = { type: 'file', name: item.name, mode: s.mode, uid: s.uid, gid: s.gid, mtime: s.mtime, size, ctime: s.ctime, ino: s.ino, content };
+  if (s.nlink > 1) {
+    entry.links = s.nlink;
+    entry.dev = s.dev;
+  }
+  if (sha256 !== undefined) entry.sha256 = sha256;
+  if (xattrs) entry.xattrs = xattrs;
+  return entry;
 }
 
 /** A step of the ordered result stream: a folder starts, an entry is (being) made, a folder ends. */
-type Job = { kind: 'open'; dir: Omit<DirEntry, 'tree'>; previous: TreeEntry | undefined } | { kind: 'entry'; entry: Promise<TreeEntry | undefined>; small: boolean } | { kind: 'close' };
+type Job =
+  | { kind: 'open'; dir: Omit<DirEntry, 'tree'>; previous: TreeEntry | undefined }
+  | { kind: 'entry'; entry: Promise<TreeEntry | undefined>; item?: WalkItem; settled: boolean }
+  | { kind: 'close' };
 
 /** One backup run: its budget, queues and counters, and the steps that use them. */
 class BackupRun {
@@ -155,7 +202,7 @@ class BackupRun {
     private readonly observer: BackupObserver,
     private readonly progress: Progress,
     private readonly runDir: string,
-    plan: TempPlan,
+    private readonly plan: TempPlan,
   ) {
     this.signal = AbortSignal.any([options.signal, this.controller.signal]);
     this.budget = new ByteBudget(plan.limit, this.signal);
@@ -168,8 +215,8 @@ class BackupRun {
     this.index = new RunIndex(() => (this.knownIndex ??= DiskIndex.buildFromRecords(runDir, repo.allIndexRecords())), runDir);
     const keys = new SessionKeys(repo.contentSealing);
     this.packer = new Packer(secrets, runDir, repo.config.packSize, repo.config.bundleSize, plan.packReserve, this.budget, this.uploader, keys, this.index);
-    this.small = new SmallFiles(secrets, this.index, this.packer, (n) => (progress.bytesRead += n), (n) => (progress.dataAdded += n));
     this.chunker = new ChunkThread({ config: repo.config.chunker, seed: secrets.chunkerSeed }, secrets.chunkIdKey, options.chunkThread);
+    this.small = new SmallFiles(this.chunker, this.index, this.packer, (n) => (progress.bytesRead += n), (n) => (progress.dataAdded += n));
     this.trees = new TreeBuilder(secrets, runDir, this.uploader, this.counts);
     this.store = {
       tempDir: runDir,
@@ -194,25 +241,28 @@ class BackupRun {
   }
 
   /** The walk as events; a single-file root is a folder of one entry. */
-  private events(rootStat: BigIntStats): AsyncIterable<WalkEvent> {
+  private events(rootStat: Lstat): AsyncIterable<WalkEvent> {
     const root = fromText(this.options.root);
-    if (rootStat.isDirectory()) {
+    if (kindOf(rootStat.mode) === 'dir') {
       return walk(root, this.runDir, compileExcludes(this.options.excludes), ({ path, error }) => this.fileError(path, 'scan', error));
     }
     const name = fromText(basename(this.options.root));
     return (async function* () {
-      yield { kind: 'item', item: { path: name, name, absolute: root, stat: rootStat, kind: 'file' } } as WalkEvent;
+      yield { kind: 'item', item: { path: name, name, absolute: root, stat: metaOf(rootStat), kind: 'file' } } as WalkEvent;
       yield { kind: 'end', path: '' } as WalkEvent;
     })();
   }
 
+  /** Report one path's trouble; a full temp folder is no trouble of one file and stops the run. */
   private fileError(path: ByteString, during: string, err: unknown): void {
+    const full = tempFull(err, this.options.tempDir, this.plan);
+    if (full) throw full;
     this.progress.errors++;
     this.observer.error(Buffer.from(path, 'latin1').toString('utf8'), during, err);
   }
 
   /** Walk, store and build the trees; returns the root tree's id. Results are consumed in walk order. */
-  async walkAndStore(rootStat: BigIntStats): Promise<string> {
+  async walkAndStore(rootStat: Lstat): Promise<string> {
     const window: Job[] = [];
     const prevRoot = this.previous ? ({ type: 'dir', tree: this.previous.snapshot.tree } as TreeEntry) : undefined;
     this.trees.open(undefined, prevRoot);
@@ -223,8 +273,8 @@ class BackupRun {
         const id = await this.trees.close();
         if (this.trees.depth === 0) rootId = id;
       } else {
-        // A small file's batch may still be gathering: read it now rather than wait for it to fill.
-        if (job.small) await this.small.flush();
+        // A small file's batch may still be gathering: send it now rather than wait for it to fill.
+        if (!job.settled && job.item && this.small.isQueued(job.item)) void this.small.flush().catch(() => undefined);
         const entry = await job.entry;
         if (entry) await this.trees.add(entry);
       }
@@ -244,51 +294,49 @@ class BackupRun {
     return rootId!;
   }
 
-  /** The item's metadata for its entry, with its extended attributes (a failure to read them is reported). */
-  private meta(item: WalkItem): ReturnType<typeof baseEntry> & { xattrs?: [Buffer, Buffer][] } {
-    const base = baseEntry(item.name, item.stat);
+  /** The item's extended attributes, read by path (a failure to read them is reported). */
+  private xattrs(item: WalkItem): { xattrs?: [Buffer, Buffer][] } {
     try {
       const xattrs = readXattrs(item.absolute);
-      return xattrs ? { ...base, xattrs } : base;
+      return xattrs ? { xattrs } : {};
     } catch (err) {
       this.fileError(item.path, 'xattrs', err);
-      return base;
+      return {};
     }
   }
 
   /** Start the work for one walk item. */
   private async dispatch(item: WalkItem): Promise<Job | undefined> {
     const prev = await this.previous?.find(item.name);
-    const base = item.kind === 'dir' || item.kind === 'symlink' ? this.meta(item) : baseEntry(item.name, item.stat);
+    const base = { ...baseEntry(item.name, item.stat), ...(item.kind === 'dir' || item.kind === 'symlink' ? this.xattrs(item) : {}) };
     switch (item.kind) {
       case 'dir':
         this.previous?.enter(prev);
         return { kind: 'open', dir: { type: 'dir', ...base }, previous: prev };
       case 'symlink':
-        return { kind: 'entry', entry: Promise.resolve({ type: 'symlink', ...base, linkTarget: item.linkTarget ?? '' }), small: false };
+        return { kind: 'entry', entry: Promise.resolve({ type: 'symlink', ...base, linkTarget: item.linkTarget ?? '' }), settled: true };
       case 'special':
         this.observer.warn(Buffer.from(item.path, 'latin1').toString('utf8'), 'skipped: sockets, devices and fifos are not backed up');
         return undefined;
       case 'file': {
-        const small = !(this.options.force ? false : unchanged(item, prev)) && Number(item.stat.size) < this.repo.config.smallFile;
-        const entry = this.fileEntry(item, prev);
-        entry.catch(() => undefined);
-        return { kind: 'entry', entry, small };
+        const job: Job & { kind: 'entry' } = { kind: 'entry', entry: this.fileEntry(item, prev), item, settled: false };
+        job.entry.then(
+          () => (job.settled = true),
+          () => (job.settled = true),
+        );
+        return job;
       }
     }
   }
 
   /** The entry of a file: reused from the previous snapshot when unchanged, else stored. */
   private async fileEntry(item: WalkItem, prev: TreeEntry | undefined): Promise<FileEntry | undefined> {
-    const s = item.stat;
-    const links = s.nlink > 1n ? { links: Number(s.nlink), dev: s.dev.toString() } : {};
-    const entry = { type: 'file' as const, ...baseEntry(item.name, s), size: Number(s.size), ctime: s.ctimeNs.toString(), ino: s.ino.toString(), ...links };
     if (!this.options.force && unchanged(item, prev)) {
       // Unchanged since the previous snapshot: its content is reused and no byte is read.
       this.counts.filesUnmodified++;
       this.progress.filesDone++;
       this.progress.bytesDone += prev.size;
-      return { ...entry, ...(prev.sha256 !== undefined ? { sha256: prev.sha256 } : {}), content: prev.content, ...(prev.xattrs ? { xattrs: prev.xattrs } : {}) };
+      return fileEntryOf(item, prev.size, prev.sha256, prev.content, prev.xattrs);
     }
     const changed = prev?.type === 'file';
     try {
@@ -297,7 +345,7 @@ class BackupRun {
       else this.counts.filesNew++;
       this.progress.filesDone++;
       this.progress.bytesDone += stored.size;
-      return { ...entry, ...this.meta(item), size: stored.size, ...(stored.sha256 !== undefined ? { sha256: stored.sha256 } : {}), content: stored.content };
+      return fileEntryOf(item, stored.size, stored.sha256, stored.content, stored.xattrs);
     } catch (err) {
       if (this.signal.aborted || err instanceof KbrackupError) throw err;
       this.fileError(item.path, 'archival', err);
@@ -306,26 +354,32 @@ class BackupRun {
   }
 
   /** Store a file's bytes: small ones in batches, large ones chunked, a few at a time. */
-  private async storeContent(item: WalkItem, changed: boolean): Promise<StoredFile> {
-    if (Number(item.stat.size) < this.repo.config.smallFile) {
+  private async storeContent(item: WalkItem, changed: boolean): Promise<StoredFile & { xattrs?: [Buffer, Buffer][] }> {
+    if (item.stat.size < this.repo.config.smallFile) {
       const r = await this.small.add(item);
       if (!('grew' in r)) {
         if (r.changed) this.fileError(item.path, 'archival', new Error('file changed while it was being backed up; stored as read'));
         return r;
       }
     }
+    const xattrs = this.xattrs(item);
     return this.largeSlots.with(1, async () => {
       this.signal.throwIfAborted();
       const shown = Buffer.from(item.path, 'latin1').toString('utf8');
       this.progress.current.add(shown);
       try {
         const stored = await storeFile(this.store, item.absolute, item.stat, changed);
-        if (stored.list) this.trees.store(stored.list);
-        const after = await lstat(Buffer.from(item.absolute, 'latin1'), { bigint: true }).catch(() => undefined);
-        if (!after || changedSince(item.stat, after) || BigInt(stored.size) !== item.stat.size) {
+        if (stored.list) await this.trees.store(stored.list);
+        let after: Lstat | undefined;
+        try {
+          after = withPath(toBytes(item.absolute), (p) => lstatPath(p));
+        } catch {
+          after = undefined;
+        }
+        if (!after || changedSince(item.stat, after) || stored.size !== item.stat.size) {
           this.fileError(item.path, 'archival', new Error('file changed while it was being backed up; stored as read'));
         }
-        return stored;
+        return { ...stored, ...xattrs };
       } finally {
         this.progress.current.delete(shown);
       }
@@ -402,6 +456,8 @@ export async function runBackup(repo: Repository, options: BackupOptions, observ
     const result = await run.finish(root, started);
     failed = false;
     return result;
+  } catch (err) {
+    throw tempFull(err, options.tempDir, plan) ?? err;
   } finally {
     await run.close(failed);
     await rm(runDir, { recursive: true, force: true });

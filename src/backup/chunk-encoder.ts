@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import type { Transform } from 'node:stream';
 import { SAMPLE_BYTES, chooseCodec, compressor, type Codec } from '../compress/codec.js';
 import { SeipdWriter } from '../crypto/seipd.js';
+import { writeAll } from '../util/write-all.js';
 import type { KeyedHeader } from './session-keys.js';
 
 /** What an encoded chunk turned out to be. */
@@ -16,8 +17,6 @@ export interface EncodedChunk {
 
 /** Encrypted bytes gathered before one writev: few syscalls, bounded memory. */
 const WRITE_BATCH = 1024 * 1024;
-/** Buffers per writev call, below every platform's IOV_MAX. */
-const MAX_IOV = 512;
 
 /**
  * Encodes one chunk as it streams by (the caller names it): codec chosen from its first bytes, then
@@ -41,7 +40,7 @@ export class ChunkEncoder {
   private draining: Promise<void> | undefined;
 
   constructor(
-    private readonly path: string,
+    path: string,
     private readonly key: KeyedHeader,
   ) {
     // Opened while the first batch is encrypted: creating a file waits on the journal when uploads fsync.
@@ -114,13 +113,9 @@ export class ChunkEncoder {
 
   private async flush(batch: Buffer[]): Promise<void> {
     const handle = await this.handle;
-    for (let i = 0; i < batch.length; i += MAX_IOV) {
-      const slice = batch.slice(i, i + MAX_IOV);
-      const bytes = slice.reduce((n, b) => n + b.length, 0);
-      const { bytesWritten } = await handle.writev(slice);
-      if (bytesWritten !== bytes) throw new Error(`short write to ${this.path}`);
-      this.size += bytesWritten;
-    }
+    // A write cut short (a full temp dir) is continued, so the real error (ENOSPC) is what surfaces.
+    await writeAll(handle, batch, this.size);
+    this.size += batch.reduce((n, b) => n + b.length, 0);
   }
 
   /**

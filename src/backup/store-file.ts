@@ -6,8 +6,7 @@ import type { RepoSecrets } from '../crypto/kdf.js';
 import { encodeTrailer } from '../repo/content-codec.js';
 import { encodeObjectBlobs, type ObjectBlobs } from '../repo/index/blob-list.js';
 import { Layout } from '../repo/layout.js';
-import type { BigIntStats } from 'node:fs';
-import { dataExtents, sparseSupported, type Extent } from '../platform/index.js';
+import { dataExtents, sparseSupported, withPathAsync, type Extent } from '../platform/index.js';
 import type { Content } from '../repo/tree/entry.js';
 import { toBytes, type ByteString } from '../repo/tree/names.js';
 import type { FinishedTree } from '../repo/tree/tree-writer.js';
@@ -18,6 +17,7 @@ import type { Packer } from './packer.js';
 import type { RunIndex } from './run-index.js';
 import type { SessionKeys } from './session-keys.js';
 import type { Uploader } from './uploader.js';
+import type { FileMeta } from './walker.js';
 
 /** Everything storing a file needs; shared by all workers of one backup run. */
 export interface StoreContext {
@@ -65,9 +65,9 @@ class ChangedDuringRead extends Error {}
  * The data extents of a sparse file (allocated blocks fewer than its size), or undefined for a file to
  * read whole: holes are neither read nor stored, and come back as holes.
  */
-function sparseExtents(fd: number, stat: BigIntStats): Iterable<Extent> | undefined {
-  if (!sparseSupported() || stat.blocks * 512n >= stat.size) return undefined;
-  const size = Number(stat.size);
+function sparseExtents(fd: number, stat: FileMeta): Iterable<Extent> | undefined {
+  if (!sparseSupported() || stat.blocks * 512 >= stat.size) return undefined;
+  const size = stat.size;
   const extents = dataExtents(fd, size);
   const first = extents.next();
   if (!first.done && first.value.offset === 0 && first.value.length === size) return undefined;
@@ -82,8 +82,8 @@ function sparseExtents(fd: number, stat: BigIntStats): Iterable<Extent> | undefi
  * previous version (`changed`) is scanned first and only its new chunks are read again and encrypted;
  * a new file goes in one pass (under a pod's memory limit a second read may hit the disk again).
  */
-export async function storeFile(ctx: StoreContext, path: ByteString, stat: BigIntStats, changed: boolean): Promise<StoredFile> {
-  const handle = await open(toBytes(path), 'r');
+export async function storeFile(ctx: StoreContext, path: ByteString, stat: FileMeta, changed: boolean): Promise<StoredFile> {
+  const handle = await withPathAsync(toBytes(path), (p) => open(p, 'r'));
   try {
     if (changed) {
       try {
@@ -100,12 +100,13 @@ export async function storeFile(ctx: StoreContext, path: ByteString, stat: BigIn
 }
 
 /** Store the file whole, or (sparse) extent by extent with holes between; a sparse file records no SHA-256. */
-async function storeContent(ctx: StoreContext, handle: FileHandle, stat: BigIntStats, scanFirst: boolean): Promise<StoredFile> {
+async function storeContent(ctx: StoreContext, handle: FileHandle, stat: FileMeta, scanFirst: boolean): Promise<StoredFile> {
   const chunks = new ContentBuilder(ctx.secrets, ctx.tempDir);
   try {
     const extents = sparseExtents(handle.fd, stat);
     if (!extents) {
-      const { read, sha256 } = await storeRange(ctx, handle, chunks, scanFirst, 0, undefined);
+      // Never past the size the walk saw: a file appended faster than it is read would never end.
+      const { read, sha256 } = await storeRange(ctx, handle, chunks, scanFirst, 0, Number(stat.size));
       return { size: read, sha256, ...(await chunks.finish()) };
     }
     let pos = 0;
@@ -115,7 +116,7 @@ async function storeContent(ctx: StoreContext, handle: FileHandle, stat: BigIntS
       pos = extent.offset + read;
       if (read < extent.length) break;
     }
-    const size = Math.max(pos, Number(stat.size));
+    const size = Math.max(pos, stat.size);
     await chunks.hole(size - pos);
     return { size, ...(await chunks.finish()) };
   } catch (err) {
@@ -127,8 +128,8 @@ async function storeContent(ctx: StoreContext, handle: FileHandle, stat: BigIntS
 /** Chunks finishing (last write, close, index) while the next one is encrypted. */
 const CLOSING = 2;
 
-/** Chunk, name and store the bytes from `start` to `end` (or to the end of the file); returns how many were read. */
-async function storeRange(ctx: StoreContext, handle: FileHandle, chunks: ContentBuilder, scanFirst: boolean, start: number, end: number | undefined): Promise<{ read: number; sha256: string }> {
+/** Chunk, name and store the bytes from `start` to `end` (or to an earlier end of the file); returns how many were read. */
+async function storeRange(ctx: StoreContext, handle: FileHandle, chunks: ContentBuilder, scanFirst: boolean, start: number, end: number): Promise<{ read: number; sha256: string }> {
   const chunking = ctx.chunker.open();
   let open: { encoder: ChunkEncoder; path: string } | undefined;
   let chunkStart = start;
@@ -145,12 +146,17 @@ async function storeRange(ctx: StoreContext, handle: FileHandle, chunks: Content
   // A scanned chunk is looked up (and read again only if new); a chunk encrypted in this pass is closed.
   const finishChunk = (end: number, id: Buffer): void => {
     const length = end - chunkStart;
-    if (scanFirst) closing.push(scannedChunk(ctx, handle, chunkStart, length, id).then(() => ({ id, length })));
+    let done: Promise<void>;
+    if (scanFirst) done = scannedChunk(ctx, handle, chunkStart, length, id);
     else {
       // In this pass a chunk only ends after bytes of it were written, so it is open.
       const { encoder, path } = open as { encoder: ChunkEncoder; path: string };
-      closing.push(closeChunk(ctx, encoder, path, id).then(() => ({ id, length })));
+      done = closeChunk(ctx, encoder, path, id);
     }
+    const closed = done.then(() => ({ id, length }));
+    // Awaited in order later; a failure meanwhile must not count as unhandled (it would end the process).
+    closed.catch(() => undefined);
+    closing.push(closed);
     open = undefined;
     chunkStart = end;
   };
@@ -173,7 +179,7 @@ async function storeRange(ctx: StoreContext, handle: FileHandle, chunks: Content
   // Blocks are read into the chunk thread's ring and released once encrypted: the encoder keeps no views.
   const readAt = (offset: number): Promise<Block> => {
     const slot = chunking.take();
-    const want = end === undefined ? slot.buf.length : Math.min(slot.buf.length, end - offset);
+    const want = Math.min(slot.buf.length, end - offset);
     const read = (want === 0 ? Promise.resolve({ bytesRead: 0 }) : handle.read(slot.buf, 0, want, offset)).then(({ bytesRead }) => ({ slot, data: slot.buf.subarray(0, bytesRead) }));
     read.catch(() => undefined);
     return read;

@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import type { ChunkReply, ChunkRequest } from './chunk-protocol.js';
 import { ChunkingService } from './chunking.js';
+import { encodeSmallBatch, type SmallFile, type SmallRead } from './small-read.js';
 import type { CutterSpec } from './spec.js';
 import { asBuffer } from '../util/bytes.js';
 import { deferred, type Waiter } from '../util/deferred.js';
@@ -50,6 +51,7 @@ export class ChunkThread {
   private inline: ChunkingService | undefined;
   private failure: unknown;
   private readonly files = new Map<number, FileChunking>();
+  private readonly smallReads = new Map<number, Waiter<{ buffer: ArrayBuffer; reads: SmallRead[] }>>();
   /** Rings of finished files, reused: one per file chunked at once. */
   private readonly rings: SharedArrayBuffer[] = [];
   private nextStream = 0;
@@ -76,6 +78,21 @@ export class ChunkThread {
     return file;
   }
 
+  /**
+   * Read, hash and name a batch of small files where the chunking runs: on the thread the main thread
+   * goes on walking and packing meanwhile; inline it answers at once.
+   */
+  readSmall(files: SmallFile[]): Promise<{ buffer: ArrayBuffer; reads: SmallRead[] }> {
+    const { promise, waiter } = deferred<{ buffer: ArrayBuffer; reads: SmallRead[] }>();
+    const stream = this.nextStream++;
+    if (this.failure !== undefined) waiter.reject(this.failure);
+    else {
+      this.smallReads.set(stream, waiter);
+      this.sender()({ stream, small: { key: this.key, batch: encodeSmallBatch(files) } });
+    }
+    return promise;
+  }
+
   /** Stop the thread. */
   async close(): Promise<void> {
     const worker = this.worker;
@@ -85,6 +102,16 @@ export class ChunkThread {
   }
 
   private receive(m: ChunkReply): void {
+    if ('reads' in m) {
+      this.smallReads.get(m.stream)?.resolve(m);
+      this.smallReads.delete(m.stream);
+      return;
+    }
+    if ('error' in m && this.smallReads.has(m.stream)) {
+      this.smallReads.get(m.stream)!.reject(new Error(`chunk thread: ${m.error}`));
+      this.smallReads.delete(m.stream);
+      return;
+    }
     this.files.get(m.stream)?.receive(m);
   }
 
@@ -107,6 +134,8 @@ export class ChunkThread {
     const fail = (err: unknown): void => {
       this.failure ??= err;
       for (const file of this.files.values()) file.fail(err);
+      for (const read of this.smallReads.values()) read.reject(err);
+      this.smallReads.clear();
     };
     worker.on('error', fail);
     worker.on('exit', (code) => fail(new Error(`chunk thread exited (code ${code})`)));
@@ -183,7 +212,7 @@ export class FileChunking {
       this.fail(new Error(`chunk thread: ${m.error}`));
     } else if ('cuts' in m) {
       this.answers.shift()?.resolve({ cuts: m.cuts, ids: m.ids.map(asBuffer) });
-    } else {
+    } else if ('sha256' in m) {
       this.ending?.resolve(m.lastId ? { sha256: m.sha256, lastId: asBuffer(m.lastId) } : { sha256: m.sha256 });
       this.done(true);
     }

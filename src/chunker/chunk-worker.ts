@@ -5,4 +5,4 @@ import { ChunkingService } from './chunking.js';
 // Entry of the chunk thread (chunk-thread.ts).
 const port = parentPort as MessagePort;
 const service = new ChunkingService();
-port.on('message', (m: ChunkRequest) => service.handle(m, (reply) => port.postMessage(reply)));
+port.on('message', (m: ChunkRequest) => service.handle(m, (reply, transfer) => port.postMessage(reply, transfer)));

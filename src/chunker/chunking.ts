@@ -1,6 +1,7 @@
-import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
+import { createHash, createHmac, createSecretKey, type Hash, type Hmac } from 'node:crypto';
 import type { ChunkReply, ChunkRequest } from './chunk-protocol.js';
 import type { Cutter } from './cutter.js';
+import { readSmallFiles } from './small-read.js';
 import { newCutter } from './spec.js';
 
 /** One file being chunked: its cutter, the SHA-256 of all of it, the keyed hash of the current chunk. */
@@ -42,8 +43,13 @@ export class ChunkingService {
   private readonly files = new Map<number, FileState>();
 
   /** Answer one request (through `reply`, at once). */
-  handle(m: ChunkRequest, reply: (message: ChunkReply) => void): void {
+  handle(m: ChunkRequest, reply: (message: ChunkReply, transfer?: ArrayBuffer[]) => void): void {
     try {
+      if ('small' in m) {
+        const { buffer, reads } = readSmallFiles(m.small.batch, createSecretKey(m.small.key));
+        reply({ stream: m.stream, buffer, reads }, [buffer]);
+        return;
+      }
       if ('open' in m) {
         const { key, cutter, ring, slotSize } = m.open;
         this.files.set(m.stream, { key, ring, slotSize, cutter: newCutter(cutter), file: createHash('sha256'), id: createHmac('sha256', key), open: 0 });

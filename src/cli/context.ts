@@ -11,7 +11,7 @@ import { parseLocation } from '../targets/location.js';
 import { openTarget } from '../targets/open.js';
 import type { Target } from '../targets/target.js';
 import { UPLOAD_THREAD_MIN_MEMORY } from '../targets/upload-thread.js';
-import { formatSize } from '../config/sizes.js';
+import { formatSize } from '../util/sizes.js';
 import { memoryLimit, threadWanted, type ThreadSetting } from '../util/memory-limit.js';
 
 /** What every command gets. */

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Progress } from '../backup/progress.js';
-import { formatSize } from '../config/sizes.js';
+import { formatSize } from '../util/sizes.js';
 
 /** Seconds between progress lines in logs (pods have no terminal). */
 const LOG_INTERVAL = 30;

@@ -1,4 +1,10 @@
 import type { StoredSnapshot } from '../repo/snapshot.js';
+import { displayName, fromText } from '../repo/tree/names.js';
+
+/** Text from a snapshot as the terminal may show it: control characters escaped, as ls shows names (whoever holds backup credentials can write snapshots). */
+function shown(text: string): string {
+  return displayName(fromText(text));
+}
 
 /** A snapshot as restic's `snapshots --json` prints it (plus our `source`). */
 export function snapshotJson(s: StoredSnapshot): Record<string, unknown> {
@@ -23,6 +29,6 @@ export function snapshotHeader(extra = 'Paths'): string {
 }
 
 /** One row of the snapshot table; `extra` fills the last column (the paths by default). */
-export function snapshotRow(s: StoredSnapshot, extra = s.paths.join(', ')): string {
-  return `${s.id.slice(0, 8).padEnd(10)}${s.time.slice(0, 19).replace('T', ' ').padEnd(22)}${s.hostname.slice(0, 19).padEnd(20)}${s.source.slice(0, 19).padEnd(20)}${String(s.summary.total_files_processed).padStart(9)}  ${extra}`;
+export function snapshotRow(s: StoredSnapshot, extra = s.paths.map(shown).join(', ')): string {
+  return `${s.id.slice(0, 8).padEnd(10)}${s.time.slice(0, 19).replace('T', ' ').padEnd(22)}${shown(s.hostname).slice(0, 19).padEnd(20)}${s.source.slice(0, 19).padEnd(20)}${String(s.summary.total_files_processed).padStart(9)}  ${extra}`;
 }

@@ -1,6 +1,6 @@
 import convict from 'convict';
 import { tmpdir } from 'node:os';
-import { parseDuration, parseSize } from './sizes.js';
+import { parseDuration, parseSize } from '../util/sizes.js';
 
 convict.addFormat({
   name: 'size',

@@ -95,9 +95,11 @@ export async function splitHeader(stream: Readable, object: string): Promise<{ h
 
 /**
  * Recover an object's session key from its header packets. A key packet addressed to one of the given
- * keys that does not open is damage (IntegrityError); no packet for them at all is the wrong key.
+ * keys that does not open is damage (IntegrityError); no packet for them at all is the wrong key, unless
+ * the object is `sealedForUs` (its repository was verified to seal everything for these keys): then
+ * that too is damage, or an object its backups did not write.
  */
-export async function unsealSessionKey(header: Uint8Array, unsealing: Unsealing, object: string): Promise<SessionKey> {
+export async function unsealSessionKey(header: Uint8Array, unsealing: Unsealing, object: string, sealedForUs = false): Promise<SessionKey> {
   let message;
   try {
     message = await openpgp.readMessage({ binaryMessage: header });
@@ -121,6 +123,7 @@ export async function unsealSessionKey(header: Uint8Array, unsealing: Unsealing,
   if (message.getEncryptionKeyIDs().some((id) => ours.has(id.toHex()))) {
     throw new IntegrityError(object, `damaged key packets: the packet for your key does not open (${describeError(last)})`, { cause: last });
   }
+  if (sealedForUs) throw new IntegrityError(object, `damaged key packets: none opens with the key given, for which this repository seals every object (${describeError(last)})`, { cause: last });
   throw new WrongKeyError(`${object}: the key given cannot decrypt this repository's data (${describeError(last)})`, { cause: last });
 }
 

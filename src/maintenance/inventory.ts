@@ -2,8 +2,7 @@ import { join } from 'node:path';
 import { IntegrityError, NotFoundError } from '../errors.js';
 import { FOOTER_LENGTH } from '../repo/content-codec.js';
 import { Layout, idOfName } from '../repo/layout.js';
-import type { Repository } from '../repo/repository.js';
-import type { ObjectInfo } from '../targets/target.js';
+import type { ObjectInfo, Repository } from '../repo/repository.js';
 import { CHOSEN, LISTING_WIDTH, LOCATION_WIDTH, Loc, USED, blobOf, isAbsent, fromIndexRecords, listingInfo, listingRecord, toByBlob, toByObject } from './locations.js';
 import { Cursor, RecordList, readRecords, sortRecords, writeRecords } from './record-stream.js';
 

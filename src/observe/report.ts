@@ -1,4 +1,4 @@
-import { formatSize } from '../config/sizes.js';
+import { formatSize } from '../util/sizes.js';
 import { ExitCode } from '../errors.js';
 
 /** restic's summary counters (the subset Events and metrics show); a snapshot's summary fits as is. */

@@ -9,6 +9,7 @@ import { NativeUnavailableError } from './errors.js';
 /** The addon's calls; system errors come back as a negative errno, never thrown. */
 export interface Native {
   lseek(fd: number, offset: number, whence: number): number;
+  statInto(subject: number | string | Buffer, out: Float64Array): number;
   getxattr(subject: number | string | Buffer, name: string | Buffer): Buffer | number;
   listxattr(subject: number | string | Buffer): Buffer | number;
   setxattr(subject: number | string | Buffer, name: string | Buffer, value: Uint8Array): number;

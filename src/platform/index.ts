@@ -6,10 +6,14 @@
  *   for (const name of listXattrs(path)) attrs.push([name, getXattr(path, name)]);
  *   fsetXattr(tempFd, name, value); // restore, before the rename
  *
+ * Paths of 4096 bytes or more go through withPath / withPathAsync (long-path.ts).
+ *
  * Without the addon (a build that did not compile it), dataExtents gives one extent and the xattr
  * calls throw NativeUnavailableError; system errors are SystemError with Node's code, syscall and path.
  */
 export { addonUnavailableReason } from './addon.js';
 export { NativeUnavailableError, SystemError } from './errors.js';
+export { withPath, withPathAsync } from './long-path.js';
 export { dataExtents, seekData, seekHole, sparseSupported, type Extent } from './sparse.js';
-export { fgetXattr, flistXattrs, fsetXattr, getXattr, listXattrs, setXattr, xattrSupported, type FilePath, type XattrName } from './xattr.js';
+export { fgetXattr, flistXattrs, fsetXattr, getXattr, listXattrs, readAllXattrs, setXattr, xattrSupported, type FilePath, type XattrName } from './xattr.js';
+export { fstatFd, lstatPath, type Lstat } from './lstat.js';

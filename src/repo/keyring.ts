@@ -29,7 +29,7 @@ export interface Access {
 }
 
 /** Secrets kept in keys/*, encrypted to the recipients or the passphrase. */
-interface KeyFile {
+export interface KeyFile {
   repository: string;
   repoKey: string;
   contentKey?: string;
@@ -50,15 +50,19 @@ export interface InitOptions {
   bundleSize: number;
 }
 
-/** Store a small key object: the payload encrypted to `sealing` (recipients or a passphrase). */
-async function putKeyObject(target: Target, name: string, payload: KeyFile, sealing: Sealing): Promise<void> {
+/** The bytes of a key object: the payload encrypted to `sealing` (recipients or a passphrase). */
+export async function encodeKeyObject(payload: KeyFile, sealing: Sealing): Promise<Buffer> {
   const sessionKey = newSessionKey();
   const header = await sealSessionKey(sessionKey, sealing);
-  await target.put(name, { bytes: Buffer.concat([header, await sealBytes(Buffer.from(JSON.stringify(payload)), 'zlib', sessionKey)]) });
+  return Buffer.concat([header, sealBytes(Buffer.from(JSON.stringify(payload)), 'zlib', sessionKey)]);
 }
 
-/** Read a key object with the private key or passphrase given; damage is an IntegrityError, a wrong key WrongKeyError. */
-async function readKeyObject(target: Target, name: string, unsealing: { privateKeys: PrivateKey[]; passwords: string[] }, config: RepoConfig): Promise<{ keys: KeyFile; repoKey: Buffer }> {
+/**
+ * Read a key object with the private key or passphrase given; damage is an IntegrityError, a wrong key
+ * WrongKeyError, unless the signed config already proved the key a recipient (`sealedForUs`): then a
+ * key object that does not open for it was replaced or damaged.
+ */
+async function readKeyObject(target: Target, name: string, unsealing: { privateKeys: PrivateKey[]; passwords: string[] }, config: RepoConfig, sealedForUs = false): Promise<{ keys: KeyFile; repoKey: Buffer }> {
   let stream;
   try {
     stream = await target.get(name);
@@ -67,7 +71,7 @@ async function readKeyObject(target: Target, name: string, unsealing: { privateK
     throw err;
   }
   const { header, rest } = await splitHeader(stream, name);
-  const sessionKey = await unsealSessionKey(header, unsealing, name);
+  const sessionKey = await unsealSessionKey(header, unsealing, name, sealedForUs);
   const bytes = await readBlobBytes(rest, sessionKey, name, MAX_KEY_OBJECT);
   let keys: KeyFile;
   try {
@@ -106,9 +110,9 @@ export async function initRepository(target: Target, options: InitOptions): Prom
   const passphraseMode = options.passphrase !== undefined;
   if (passphraseMode) {
     keyFile.contentKey = newKey().toString('base64');
-    await putKeyObject(target, Layout.passphraseKey, keyFile, { recipients: [], passwords: [options.passphrase!], passwordConfig: PASSPHRASE_CONFIG });
+    await target.put(Layout.passphraseKey, { bytes: await encodeKeyObject(keyFile, { recipients: [], passwords: [options.passphrase!], passwordConfig: PASSPHRASE_CONFIG }) });
   } else {
-    await putKeyObject(target, Layout.repoKey, keyFile, { recipients, passwords: [] });
+    await target.put(Layout.repoKey, { bytes: await encodeKeyObject(keyFile, { recipients, passwords: [] }) });
   }
   const config: RepoConfig = {
     format: 'kbrackup',
@@ -156,10 +160,8 @@ export async function readStoredConfig(target: Target): Promise<StoredConfig> {
 
 /** Options of openRepository. */
 export interface OpenOptions {
-  /** Told about damaged snapshots that listings skip. */
+  /** Told about damaged snapshots and index objects that are skipped. */
   onWarning?: WarningHandler;
-  /** `trust` opens an unsigned repository to sign it; nothing else may. */
-  skipSignature?: boolean;
 }
 
 /** Open a repository with whatever the caller holds, verifying the whole trust chain first. */
@@ -169,7 +171,7 @@ export async function openRepository(target: Target, access: Access, options: Op
     stored.config.encryption.mode === 'passphrase'
       ? await openWithPassphrase(target, stored, access.passphrase)
       : access.privateKey
-        ? await openWithPrivateKey(target, stored, access.privateKey, options.skipSignature === true)
+        ? await openWithPrivateKey(target, stored, access.privateKey)
         : access.credentials
           ? await openWithCredentials(target, stored, access.credentials)
           : undefined;
@@ -211,15 +213,15 @@ async function checkKeyObjectRecipients(target: Target, recipients: PublicKey[])
   if (addressed.size === 0) throw new IntegrityError(name, 'is encrypted to no recipient; damaged or replaced');
 }
 
-async function openWithPrivateKey(target: Target, stored: StoredConfig, privateKey: PrivateKey, skipSignature: boolean): Promise<RepositoryKeys> {
+async function openWithPrivateKey(target: Target, stored: StoredConfig, privateKey: PrivateKey): Promise<RepositoryKeys> {
   const { config } = stored;
   const fingerprint = privateKey.getFingerprint();
   // Told first, as the likeliest mistake; the list is not trusted yet, the signature check below is what counts.
   if (!config.encryption.recipients.some((r) => r.fingerprint === fingerprint)) {
     throw new WrongKeyError(`the key given (${fingerprint}) cannot decrypt this repository's data: it is not one of the recipients of ${target.description}`);
   }
-  if (!skipSignature) await verifyOwnerSignature(target, stored, privateKey.toPublic());
-  const { repoKey } = await readKeyObject(target, Layout.repoKey, { privateKeys: [privateKey], passwords: [] }, config);
+  await verifyOwnerSignature(target, stored, privateKey.toPublic());
+  const { repoKey } = await readKeyObject(target, Layout.repoKey, { privateKeys: [privateKey], passwords: [] }, config, true);
   return {
     secrets: deriveRepoSecrets(repoKey),
     contentSealing: { recipients: [privateKey.toPublic()], passwords: [] },
@@ -236,7 +238,7 @@ export async function verifyOwnerSignature(target: Target, stored: StoredConfig,
   } catch (err) {
     if (!(err instanceof NotFoundError)) throw err;
     throw new UntrustedError(
-      `${target.description} is not signed by key ${key.getFingerprint()}, so restore cannot tell it from one the storage forged; if you are sure it is yours, sign it once with \`kbrackup trust --repo … --key …\` (docs/SECURITY.md)`,
+      `${target.description} is not signed by key ${key.getFingerprint()}, so restore cannot tell it from one the storage forged; if you are sure it is yours and never signed it, sign it once with \`kbrackup trust --repo … --key …\` (if you did sign it, the storage removed the signature: do not sign it again; docs/SECURITY.md)`,
     );
   }
   if (!(await verifyDetached(key, stored.bytes, signature, name))) {
@@ -263,10 +265,20 @@ async function openWithPassphrase(target: Target, stored: StoredConfig, passphra
   };
 }
 
-/** `trust`: sign an existing repository's config with the owner's key, after checking its key matches. */
+/**
+ * `trust`: sign an existing repository's config with the owner's key, after checking its key matches.
+ * A signature by this key that is already there must verify: one that does not is evidence the config
+ * was altered on the storage, and signing over it would bless the alteration.
+ */
 export async function trustRepository(target: Target, privateKey: PrivateKey): Promise<RepoConfig> {
   const stored = await readStoredConfig(target);
   if (stored.config.encryption.mode !== 'recipients') throw new KbrackupError(`${target.description} is a passphrase repository: the passphrase already authenticates it; nothing to sign`);
+  try {
+    await verifyOwnerSignature(target, stored, privateKey.toPublic());
+    return stored.config;
+  } catch (err) {
+    if (!(err instanceof UntrustedError)) throw err;
+  }
   await readKeyObject(target, Layout.repoKey, { privateKeys: [privateKey], passwords: [] }, stored.config);
   await target.put(Layout.signature(privateKey.getFingerprint()), { bytes: await signDetached(privateKey, stored.bytes) });
   return stored.config;

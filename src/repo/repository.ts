@@ -14,7 +14,7 @@ import type { RepoConfig, StoredConfig } from './format.js';
 import { BlobListParser } from './index/blob-list.js';
 import type { BlobLocation, IndexEntry } from './index/records.js';
 import { Layout, checkId, idOfName, parseSnapshotName } from './layout.js';
-import { decodeMeta, decodeMetaStream, encodeMeta, encryptCompressedMeta } from './meta-codec.js';
+import { META_LEVEL, decodeMeta, decodeMetaStream, encodeMeta, encryptCompressedMeta } from './meta-codec.js';
 import { checkSnapshot, type Snapshot, type StoredSnapshot } from './snapshot.js';
 import type { ContentPart, FileEntry, TreeEntry } from './tree/entry.js';
 import { listParts, treeEntries } from './tree/tree-reader.js';
@@ -23,9 +23,14 @@ import type { FinishedTree } from './tree/tree-writer.js';
 /** Most bytes a small metadata object (snapshot, lock, key file) may have once decrypted. */
 const MAX_SMALL = 4 * 1024 * 1024;
 /** Tree objects up to this size (encrypted) are read whole and checked before use; bigger ones stream. */
-const READ_WHOLE = 2 * 1024 * 1024;
+const READ_WHOLE = 256 * 1024;
+/** ...as long as their plaintext stays below this: JSON lines of similar names compress 10-40 times. */
+const WHOLE_PLAINTEXT = 4 * 1024 * 1024;
 /** Snapshot objects read at once while listing. */
 const LIST_PARALLEL = 8;
+
+/** What the storage reports of an object (its name, size and when it was stored), as the layers above the repository see it. */
+export type { ObjectInfo };
 
 /** A problem that does not stop a command (a damaged snapshot skipped): reported, named. */
 export type WarningHandler = (object: string, message: string) => void;
@@ -116,7 +121,16 @@ export class Repository {
     const it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
     for (;;) {
       const next = await it.next();
-      if (next.done) return decodeMeta(this.secrets, name, Buffer.concat(parts), 1024 * 1024 * 1024);
+      if (next.done) {
+        const whole = Buffer.concat(parts);
+        try {
+          return decodeMeta(this.secrets, name, whole, WHOLE_PLAINTEXT);
+        } catch (err) {
+          if ((err as { cause?: { code?: string } }).cause?.code !== 'ERR_BUFFER_TOO_LARGE') throw err;
+          // Compressed better than most: streamed like a big one instead.
+          return decodeMetaStream(this.secrets, name, Readable.from([whole]));
+        }
+      }
       parts.push(next.value);
       size += next.value.length;
       if (size > READ_WHOLE) break;
@@ -168,14 +182,19 @@ export class Repository {
     }
   }
 
-  /** Every intact snapshot (optionally of one source), oldest first; damaged ones are reported and skipped. */
-  async listSnapshots(source?: string): Promise<StoredSnapshot[]> {
-    const names = await this.snapshotNames(source);
+  /** The intact snapshots among `names`, a few read at once; damaged ones are reported and skipped. */
+  private async intactSnapshots(names: string[]): Promise<StoredSnapshot[]> {
     const out: StoredSnapshot[] = [];
     for (let i = 0; i < names.length; i += LIST_PARALLEL) {
       const batch = await Promise.all(names.slice(i, i + LIST_PARALLEL).map((n) => this.readSnapshotOrWarn(n)));
       for (const s of batch) if (s) out.push(s);
     }
+    return out;
+  }
+
+  /** Every intact snapshot (optionally of one source), oldest first; damaged ones are reported and skipped. */
+  async listSnapshots(source?: string): Promise<StoredSnapshot[]> {
+    const out = await this.intactSnapshots(await this.snapshotNames(source));
     return out.sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
   }
 
@@ -200,8 +219,12 @@ export class Repository {
     // The id is part of the object name: only the matching object is read.
     const matches = (await this.snapshotNames(source)).filter((n) => parseSnapshotName(n)!.id.startsWith(ref));
     if (matches.length === 0) throw new KbrackupError(`no snapshot ${ref} in ${this.description}; \`kbrackup snapshots\` lists them`);
-    if (matches.length > 1) throw new KbrackupError(`snapshot id prefix ${ref} is ambiguous (${matches.length} snapshots); give more characters`);
-    return this.readSnapshot(matches[0]!);
+    if (matches.length === 1) return this.readSnapshot(matches[0]!);
+    // A copy under another source or time does not open there: it is skipped (named), not counted.
+    const intact = await this.intactSnapshots(matches);
+    if (intact.length === 0) throw new KbrackupError(`no intact snapshot ${ref} in ${this.description}: the ${matches.length} objects named so are damaged (warnings above)`);
+    if (intact.length > 1) throw new KbrackupError(`snapshot id prefix ${ref} is ambiguous (${intact.length} snapshots); give more characters`);
+    return intact[0]!;
   }
 
   /** Store a snapshot: the last write of a backup, after everything it references. */
@@ -227,7 +250,7 @@ export class Repository {
     }
     const { list, count } = entry.content;
     const name = Layout.tree(list);
-    yield* listParts(await this.readMetaAny(name), this.secrets.treeIdKey, list, name, count);
+    yield* listParts(await this.readMetaAny(name), this.secrets.treeIdKey, list, name, count, entry.size);
   }
 
   /** Store a finished tree or list object. */
@@ -255,9 +278,20 @@ export class Repository {
     parser.end();
   }
 
-  /** Every index object's records, object after object. */
+  /**
+   * Every index object's records, object after object. A damaged one is reported and skipped, as
+   * damaged snapshots are: the records it gave before the damage were authenticated, and a blob it
+   * alone listed is then missing (named) until `repair index` rebuilds the index from the trailers.
+   */
   async *allIndexRecords(): AsyncGenerator<Buffer> {
-    for (const o of await this.indexObjects()) yield* this.indexRecords(o.name);
+    for (const o of await this.indexObjects()) {
+      try {
+        yield* this.indexRecords(o.name);
+      } catch (err) {
+        if (!(err instanceof IntegrityError)) throw err;
+        this.warn(o.name, `skipped a damaged index object: ${err.message}`);
+      }
+    }
   }
 
   /**
@@ -268,7 +302,7 @@ export class Repository {
     const name = Layout.index(randomBytes(32).toString('hex'));
     const base = `${tempDir}/index-${randomBytes(8).toString('hex')}`;
     try {
-      await pipeline(blobList, createDeflate({ level: 6 }), createWriteStream(`${base}.z`, { flags: 'wx' }));
+      await pipeline(blobList, createDeflate({ level: META_LEVEL }), createWriteStream(`${base}.z`, { flags: 'wx' }));
       const out = createWriteStream(`${base}.obj`, { flags: 'wx' });
       await pipeline(encryptCompressedMeta(this.secrets, name, createReadStream(`${base}.z`)), out);
       await this.target.put(name, { file: `${base}.obj`, size: out.bytesWritten, consumable: true });

@@ -1,21 +1,29 @@
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { closeSync, fchmodSync, fchownSync, futimesSync, lchownSync, lutimesSync, openSync, renameSync, rmSync, symlinkSync, writeSync } from 'node:fs';
-import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { open, rm, type FileHandle } from 'node:fs/promises';
 import { IntegrityError } from '../errors.js';
+import { withPath, withPathAsync } from '../platform/index.js';
 import type { DirEntry, FileEntry, SymlinkEntry } from '../repo/tree/entry.js';
 import { childPath, displayName, toBytes, type ByteString } from '../repo/tree/names.js';
+import { writeAll } from '../util/write-all.js';
 import type { XattrWriter } from './xattrs.js';
 
 /** Restoring as root: owners are restored by number; otherwise files belong to the running user (as restic does). */
 const isRoot = process.getuid?.() === 0;
 
-function seconds(ns: string): number {
-  return Number(BigInt(ns)) / 1e9;
+/** A time for futimes and lutimes: float seconds keep sub-millisecond precision, but Node takes a negative number for "now", so times before 1970 go as a Date. */
+function fileTime(ns: string): number | Date {
+  const t = BigInt(ns);
+  return t < 0n ? new Date(Number(t / 1_000_000n)) : Number(t) / 1e9;
 }
+
+// A per-run random prefix and a counter: unique without a random draw per file (12 us each here).
+const TEMP_PREFIX = `.kbrackup-${randomBytes(6).toString('hex')}-`;
+let tempCounter = 0;
 
 /** A hidden temp name next to the final one: a file appears only once complete and verified. */
 function tempName(dir: ByteString): ByteString {
-  return childPath(dir, `.kbrackup-${randomBytes(6).toString('hex')}`);
+  return childPath(dir, `${TEMP_PREFIX}${(tempCounter++).toString(36)}`);
 }
 
 /** Extended attributes, mode, owner and times onto an open file descriptor. */
@@ -23,18 +31,18 @@ function applyFileMeta(fd: number, path: ByteString, entry: FileEntry, xattrs: X
   xattrs.onFd(fd, path, entry.xattrs);
   if (isRoot) fchownSync(fd, entry.uid, entry.gid);
   fchmodSync(fd, entry.mode);
-  const t = seconds(entry.mtime);
+  const t = fileTime(entry.mtime);
   futimesSync(fd, t, t);
 }
 
 /** Extended attributes, mode, owner and times of a folder (after everything inside it was written). */
 export async function applyDirMeta(path: ByteString, entry: DirEntry, xattrs: XattrWriter): Promise<void> {
-  const handle = await open(toBytes(path), 'r');
+  const handle = await withPathAsync(toBytes(path), (p) => open(p, 'r'));
   try {
     xattrs.onFd(handle.fd, path, entry.xattrs);
     if (isRoot) await handle.chown(entry.uid, entry.gid);
     await handle.chmod(entry.mode);
-    const t = seconds(entry.mtime);
+    const t = fileTime(entry.mtime);
     await handle.utimes(t, t);
   } finally {
     await handle.close();
@@ -43,13 +51,20 @@ export async function applyDirMeta(path: ByteString, entry: DirEntry, xattrs: Xa
 
 /** Create a symlink (replacing what is there) with its attributes, owner and times. */
 export function writeSymlink(path: ByteString, entry: SymlinkEntry, xattrs: XattrWriter): void {
-  const bytes = toBytes(path);
-  rmSync(bytes, { force: true });
-  symlinkSync(toBytes(entry.linkTarget), bytes);
+  withPath(toBytes(path), (bytes) => {
+    rmSync(bytes, { force: true });
+    symlinkSync(toBytes(entry.linkTarget), bytes);
+    if (isRoot) lchownSync(bytes, entry.uid, entry.gid);
+    const t = fileTime(entry.mtime);
+    lutimesSync(bytes, t, t);
+  });
+  // Attributes change the link's ctime only, so they may come after its times.
   xattrs.onPath(path, entry.xattrs);
-  if (isRoot) lchownSync(bytes, entry.uid, entry.gid);
-  const t = seconds(entry.mtime);
-  lutimesSync(bytes, t, t);
+}
+
+/** Move a finished temp file to its name (both in one folder, of any length). */
+function renameInPlace(temp: ByteString, final: ByteString): void {
+  withPath(toBytes(temp), (from) => withPath(toBytes(final), (to) => renameSync(from, to)));
 }
 
 /** Check restored content against the file's recorded size and SHA-256. */
@@ -67,17 +82,17 @@ export function writeWholeFile(dir: ByteString, path: ByteString, entry: FileEnt
   const bytes = data ?? Buffer.alloc(0);
   checkContent(entry, path, bytes.length, entry.sha256 === undefined ? undefined : createHash('sha256').update(bytes).digest('hex'), tree);
   const temp = tempName(dir);
-  const fd = openSync(toBytes(temp), 'wx', 0o600);
+  const fd = withPath(toBytes(temp), (p) => openSync(p, 'wx', 0o600));
   try {
     for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done, done);
     applyFileMeta(fd, path, entry, xattrs);
   } catch (err) {
     closeSync(fd);
-    rmSync(toBytes(temp), { force: true });
+    withPath(toBytes(temp), (p) => rmSync(p, { force: true }));
     throw err;
   }
   closeSync(fd);
-  renameSync(toBytes(temp), toBytes(childPath(dir, entry.name)));
+  renameInPlace(temp, childPath(dir, entry.name));
 }
 
 /** Bytes compared at once when looking for zero runs that become holes. */
@@ -102,6 +117,10 @@ export class LargeFileWriter {
   private readonly hash: Hash | undefined;
   private position = 0;
   private writes: Promise<unknown>[] = [];
+  /** Verified pieces not written yet, and where they start: written together, one call per ~512 KiB. */
+  private pending: Buffer[] = [];
+  private pendingAt = 0;
+  private pendingBytes = 0;
 
   constructor(
     private readonly dir: ByteString,
@@ -115,28 +134,56 @@ export class LargeFileWriter {
   }
 
   async openFile(): Promise<void> {
-    this.handle = await open(toBytes(this.temp), 'wx', 0o600);
+    this.handle = await withPathAsync(toBytes(this.temp), (p) => open(p, 'wx', 0o600));
   }
 
-  /** Append verified data (the next part in file order); the write runs while the next part is fetched. */
+  /**
+   * Append verified data (the next part in file order). Pieces are gathered into one write of ~512 KiB
+   * (decryption hands out 64 KiB pieces; an async write call costs main-thread time of its own), and
+   * two writes run while the next parts are fetched. A zero run of a page or more is left a hole.
+   */
   async data(bytes: Buffer): Promise<void> {
+    this.advance(bytes.length);
     this.hash?.update(bytes);
-    const at = this.position;
-    this.position += bytes.length;
-    if (bytes.length >= 4096 && isZero(bytes)) return;
-    const write = writeFully(this.handle!, bytes, at);
+    const at = this.position - bytes.length;
+    if (bytes.length >= 4096 && isZero(bytes)) {
+      await this.flush();
+      return;
+    }
+    if (this.pendingBytes > 0 && this.pendingAt + this.pendingBytes !== at) await this.flush();
+    if (this.pendingBytes === 0) this.pendingAt = at;
+    this.pending.push(bytes);
+    this.pendingBytes += bytes.length;
+    if (this.pendingBytes >= WRITE_BATCH) await this.flush();
+  }
+
+  /** Start writing the gathered pieces; waits while two writes are in flight. */
+  private async flush(): Promise<void> {
+    if (this.pendingBytes === 0) return;
+    const write = writeAll(this.handle!, this.pending, this.pendingAt);
     write.catch(() => undefined);
     this.writes.push(write);
-    if (this.writes.length >= 4) await this.writes.shift();
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (this.writes.length >= 2) await this.writes.shift();
   }
 
   /** Skip a hole of `length` bytes (only files without a recorded hash have holes). */
   hole(length: number): void {
+    this.advance(length);
+  }
+
+  /** Move past `length` more bytes; refused at the first byte past the file's recorded size, so a tree cannot make restore write more. */
+  private advance(length: number): void {
+    if (this.position + length > this.entry.size) {
+      throw new IntegrityError(this.tree, `${displayName(this.path)}: its content goes on past the file's recorded size of ${this.entry.size} bytes`);
+    }
     this.position += length;
   }
 
   /** Verify, set the size (trailing holes), metadata, and move the file into place. */
   async finish(): Promise<void> {
+    await this.flush();
     await Promise.all(this.writes);
     checkContent(this.entry, this.path, this.position, this.hash?.digest('hex'), this.tree);
     const handle = this.handle!;
@@ -144,17 +191,16 @@ export class LargeFileWriter {
     applyFileMeta(handle.fd, this.path, this.entry, this.xattrs);
     await handle.close();
     this.handle = undefined;
-    await rename(toBytes(this.temp), toBytes(childPath(this.dir, this.entry.name)));
+    renameInPlace(this.temp, childPath(this.dir, this.entry.name));
   }
 
   /** Remove the temp file (on error or cancel). */
   async abort(): Promise<void> {
     await Promise.allSettled(this.writes);
     await this.handle?.close().catch(() => undefined);
-    await rm(toBytes(this.temp), { force: true });
+    await withPathAsync(toBytes(this.temp), (p) => rm(p, { force: true }));
   }
 }
 
-async function writeFully(handle: FileHandle, bytes: Buffer, position: number): Promise<void> {
-  for (let done = 0; done < bytes.length; ) done += (await handle.write(bytes, done, bytes.length - done, position + done)).bytesWritten;
-}
+/** Bytes gathered into one write of a large file. */
+const WRITE_BATCH = 512 * 1024;

@@ -9,6 +9,7 @@ import type { Repository } from '../repo/repository.js';
 import type { StoredSnapshot } from '../repo/snapshot.js';
 import { decodeEntry, encodeEntry, type DirEntry, type FileEntry, type TreeEntry } from '../repo/tree/entry.js';
 import { childPath, displayName, fromBytes, fromText, parseDisplayed, toBytes, type ByteString } from '../repo/tree/names.js';
+import { withPath, withPathAsync } from '../platform/index.js';
 import { TaskGroup } from '../util/task-group.js';
 import { LargeFileWriter, applyDirMeta, writeSymlink, writeWholeFile } from './files-writer.js';
 import { SafeDirs } from './safe-path.js';
@@ -45,6 +46,8 @@ const WINDOW_BYTES = 16 * 1024 * 1024;
 const WHOLE_MAX = 1024 * 1024;
 /** Content objects read at once. */
 const FETCHES = 4;
+/** Index lookups in flight at once. */
+const LOOKUPS = 32;
 /** Chunks of a large file whose requests are opened while the current one streams in. */
 const OPEN_AHEAD = 2;
 /** Hard-linked inodes remembered; past this, further links are restored as copies (with a warning). */
@@ -101,7 +104,7 @@ class RestoreRun {
   private mayWrite(absolute: ByteString, entry: TreeEntry): boolean {
     let existing;
     try {
-      existing = lstatSync(toBytes(absolute), { bigint: true });
+      existing = withPath(toBytes(absolute), (p) => lstatSync(p, { bigint: true }));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;
       throw err;
@@ -178,7 +181,9 @@ class RestoreRun {
     this.window = [];
     this.windowBytes = 0;
     if (jobs.length === 0) return;
-    const locs = await Promise.all(jobs.map((j) => this.locate(j.id, j.path, j.tree)));
+    // Lookups a few dozen at a time: each in flight holds a search, a read request and its buffer.
+    const locs: BlobLocation[] = [];
+    for (let i = 0; i < jobs.length; i += LOOKUPS) locs.push(...(await Promise.all(jobs.slice(i, i + LOOKUPS).map((j) => this.locate(j.id, j.path, j.tree)))));
     const byObject = new Map<string, { wanted: Map<string, { id: Buffer; loc: BlobLocation }>; jobs: Map<string, SmallJob[]> }>();
     jobs.forEach((job, i) => {
       const loc = locs[i]!;
@@ -247,8 +252,10 @@ class RestoreRun {
     if (lines === '') return;
     for await (const line of createInterface({ input: createReadStream(this.linksFile), crlfDelay: Infinity })) {
       const [first, other] = line.split('\t').map((b) => fromBytes(Buffer.from(b!, 'base64')));
-      await rm(toBytes(other!), { force: true });
-      await link(toBytes(first!), toBytes(other!));
+      await withPathAsync(toBytes(other!), async (to) => {
+        await rm(to, { force: true });
+        await withPathAsync(toBytes(first!), (from) => link(from, to));
+      });
     }
   }
 

@@ -1,5 +1,6 @@
 import { lstatSync, mkdirSync } from 'node:fs';
 import { KbrackupError } from '../errors.js';
+import { withPath } from '../platform/index.js';
 import { childPath, displayName, toBytes, type ByteString } from '../repo/tree/names.js';
 
 /** Folders already checked to be real folders inside the destination; bounded so huge trees don't grow memory. */
@@ -30,17 +31,17 @@ export class SafeDirs {
       if (this.checked.has(current)) continue;
       let stat;
       try {
-        stat = lstatSync(toBytes(current));
+        stat = withPath(toBytes(current), (p) => lstatSync(p));
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       }
       if (stat === undefined) {
         try {
-          mkdirSync(toBytes(current), 0o700);
+          withPath(toBytes(current), (p) => mkdirSync(p, 0o700));
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
         }
-        if (!lstatSync(toBytes(current)).isDirectory()) throw new KbrackupError(`${displayName(current)} is not a folder; refusing to restore through it`);
+        if (!withPath(toBytes(current), (p) => lstatSync(p)).isDirectory()) throw new KbrackupError(`${displayName(current)} is not a folder; refusing to restore through it`);
       } else if (!stat.isDirectory()) {
         throw new KbrackupError(`${displayName(current)} is ${stat.isSymbolicLink() ? 'a symlink' : 'not a folder'}; refusing to restore through it`);
       }

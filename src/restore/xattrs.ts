@@ -1,4 +1,4 @@
-import { fsetXattr, setXattr, xattrSupported } from '../platform/index.js';
+import { fsetXattr, setXattr, withPath, xattrSupported } from '../platform/index.js';
 import { displayName, toBytes, type ByteString } from '../repo/tree/names.js';
 
 /** Namespaces only root may write: security labels, ACLs, trusted.* (user.* is anyone's). */
@@ -14,9 +14,18 @@ export class XattrWriter {
 
   constructor(private readonly warn: (message: string) => void) {}
 
-  private wanted(xattrs: [Buffer, Buffer][] | undefined): [Buffer, Buffer][] {
+  /** The attributes this process may write; the first privileged one left out as a normal user is told once. */
+  private wanted(path: ByteString, xattrs: [Buffer, Buffer][] | undefined): [Buffer, Buffer][] {
     if (!xattrs?.length) return [];
-    return xattrs.filter(([name]) => this.isRoot || !PRIVILEGED.some((p) => name.toString('latin1').startsWith(p)));
+    if (this.isRoot) return xattrs;
+    return xattrs.filter(([name]) => {
+      if (!PRIVILEGED.some((p) => name.toString('latin1').startsWith(p))) return true;
+      if (!this.told.has('privileged')) {
+        this.told.add('privileged');
+        this.warn(`${displayName(path)}: extended attribute ${name.toString('latin1')} not restored (only root may write security.*, system.posix_acl_* and trusted.* attributes); further ones like it are skipped silently`);
+      }
+      return false;
+    });
   }
 
   private failed(path: ByteString, name: Buffer, err: unknown): void {
@@ -29,7 +38,7 @@ export class XattrWriter {
 
   /** Onto an open file (the temp file before its rename). */
   onFd(fd: number, path: ByteString, xattrs: [Buffer, Buffer][] | undefined): void {
-    for (const [name, value] of this.wanted(xattrs)) {
+    for (const [name, value] of this.wanted(path, xattrs)) {
       try {
         if (!xattrSupported()) throw Object.assign(new Error('no addon'), { code: 'ERR_KBRACKUP_NO_ADDON' });
         fsetXattr(fd, name, value);
@@ -41,10 +50,10 @@ export class XattrWriter {
 
   /** Onto a path, not following a symlink. */
   onPath(path: ByteString, xattrs: [Buffer, Buffer][] | undefined): void {
-    for (const [name, value] of this.wanted(xattrs)) {
+    for (const [name, value] of this.wanted(path, xattrs)) {
       try {
         if (!xattrSupported()) throw Object.assign(new Error('no addon'), { code: 'ERR_KBRACKUP_NO_ADDON' });
-        setXattr(toBytes(path), name, value);
+        withPath(toBytes(path), (p) => setXattr(p, name, value));
       } catch (err) {
         this.failed(path, name, err);
       }

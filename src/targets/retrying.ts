@@ -1,6 +1,6 @@
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TargetError } from '../errors.js';
+import { NotFoundError, TargetError } from '../errors.js';
 import type { ByteRange, ObjectInfo, PutSource, Target } from './target.js';
 
 /** How a RetryingTarget retries transient errors. */
@@ -50,16 +50,21 @@ export class RetryingTarget implements Target {
         return await operation();
       } catch (err) {
         if (!isRetryable(err)) throw err;
-        if (attempt > this.options.retries || this.options.signal?.aborted) throw gaveUp(err, attempt);
-        const cap = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** (attempt - 1));
-        const delayMs = Math.round(Math.random() * cap);
-        this.options.onRetry?.(err, attempt, delayMs);
-        try {
-          await sleep(delayMs, undefined, { signal: this.options.signal });
-        } catch {
-          throw gaveUp(err, attempt);
-        }
+        await this.backOff(err, attempt);
       }
+    }
+  }
+
+  /** Wait before another attempt after `attempt` failed ones; throws the error instead when no retry is left. */
+  private async backOff(err: TargetError, attempt: number): Promise<void> {
+    if (attempt > this.options.retries || this.options.signal?.aborted) throw gaveUp(err, attempt);
+    const cap = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** (attempt - 1));
+    const delayMs = Math.round(Math.random() * cap);
+    this.options.onRetry?.(err, attempt, delayMs);
+    try {
+      await sleep(delayMs, undefined, { signal: this.options.signal });
+    } catch {
+      throw gaveUp(err, attempt);
     }
   }
 
@@ -67,9 +72,50 @@ export class RetryingTarget implements Target {
     return this.retry(() => this.inner.put(name, source));
   }
 
-  /** Retries until the stream is established; an error after bytes flowed is the reader's to handle. */
-  get(name: string, range?: ByteRange): Promise<Readable> {
-    return this.retry(() => this.inner.get(name, range));
+  /**
+   * Retries until the stream is established; a transient failure after that (a reset, a dropped SSH
+   * connection) asks for the rest of the range again, so a long read survives what a short one would.
+   * Objects are immutable, so the pieces join up; readers still check every byte (AEAD, keyed ids).
+   */
+  async get(name: string, range?: ByteRange): Promise<Readable> {
+    const current = { stream: await this.open(name, range) };
+    const out = Readable.from(this.resuming(name, range, current), { objectMode: false });
+    // A reader that stops early releases the request in flight at once, not at its next byte.
+    out.once('close', () => current.stream.destroy());
+    return out;
+  }
+
+  /** The bytes of `current.stream`, and after a transient failure those of a new request from where it broke off. */
+  private async *resuming(name: string, range: ByteRange | undefined, current: { stream: Readable }): AsyncGenerator<Buffer> {
+    let delivered = 0;
+    // Failures in a row without a byte in between; any progress starts the count again.
+    let failures = 0;
+    for (;;) {
+      try {
+        for await (const piece of current.stream as AsyncIterable<Buffer>) {
+          delivered += piece.length;
+          failures = 0;
+          yield piece;
+        }
+        return;
+      } catch (err) {
+        if (!isRetryable(err)) throw err;
+        await this.backOff(err, ++failures);
+      }
+      const end = range ? range.offset + range.length : (await this.retry(() => this.inner.head(name)))?.size;
+      if (end === undefined) throw new NotFoundError(this.description, name);
+      const offset = (range?.offset ?? 0) + delivered;
+      if (offset >= end) return;
+      current.stream = await this.open(name, { offset, length: end - offset });
+    }
+  }
+
+  /** One request for `range`, retried until it answers. */
+  private async open(name: string, range: ByteRange | undefined): Promise<Readable> {
+    const stream = await this.retry(() => this.inner.get(name, range));
+    // A request opened ahead may break before anyone reads it: its error waits for the reader, it must not end the process.
+    stream.on('error', () => undefined);
+    return stream;
   }
 
   head(name: string): Promise<ObjectInfo | undefined> {

@@ -1,12 +1,47 @@
 import { spawn, type SpawnOptions } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The built CLI: tests run what users run. */
 export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 
+/** Newest modification time of the files under `dir`. */
+function newest(dir: string): number {
+  let t = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.name === 'build' || entry.name === 'node_modules') continue;
+    const path = join(dir, entry.name);
+    t = Math.max(t, entry.isDirectory() ? newest(path) : statSync(path).mtimeMs);
+  }
+  return t;
+}
+
+/**
+ * Tests spawn the built CLI: a test file run after editing src/ without `npm run build` would test old
+ * code and could pass for the wrong reason, so it fails at once instead (`npm test` builds first).
+ */
+function checkBuild(): void {
+  const src = fileURLToPath(new URL('../../src', import.meta.url));
+  let built: number;
+  try {
+    built = statSync(CLI).mtimeMs;
+  } catch {
+    throw new Error(`${CLI} does not exist: run \`npm run build\` (or \`npm test\`, which builds first)`);
+  }
+  if (newest(src) > built) throw new Error(`dist/ is older than src/: run \`npm run build\` (or \`npm test\`, which builds first) so the tests run the code as it is`);
+}
+checkBuild();
+
 /** Node flags the container image runs with (Dockerfile NODE_OPTIONS): memory is measured as a pod runs. */
 export const POD_NODE_ARGS = ['--max-old-space-size=24', '--max-semi-space-size=1'];
+
+/** Environment the container image sets for memory (Dockerfile MALLOC_ARENA_MAX). */
+export const POD_ENV: NodeJS.ProcessEnv = { ...process.env, MALLOC_ARENA_MAX: '2' };
+
+/** Run options of a CLI run as the container image runs it: its node flags and environment. */
+export const POD = { nodeArgs: POD_NODE_ARGS, env: POD_ENV };
 
 /** What a CLI run produced. */
 export interface RunResult {
@@ -33,13 +68,21 @@ export interface RunOptions extends SpawnOptions {
   nodeArgs?: string[];
   /** Called once the child has started, e.g. to send it a signal later. */
   onSpawn?: (pid: number) => void;
+  /** Run as this user and group id with no supplementary groups (setpriv; the caller must be root). */
+  asUser?: number;
 }
+
+/** The user tests run unprivileged commands as: `nobody`, whom root's rights do not cover. */
+export const NOBODY = 65534;
 
 /** Run `node dist/cli.js ARGS` as a child process. */
 export function runCli(args: string[], options: RunOptions = {}): Promise<RunResult> {
-  const { nodeArgs = [], onSpawn, ...spawnOptions } = options;
+  const { nodeArgs = [], onSpawn, asUser, ...spawnOptions } = options;
+  const command = [process.execPath, ...nodeArgs, CLI, ...args];
+  // setpriv execs node in the same process, so the pid (for signals and peak RSS) is node's.
+  if (asUser !== undefined) command.unshift('/usr/bin/setpriv', `--reuid=${asUser}`, `--regid=${asUser}`, '--clear-groups');
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...nodeArgs, CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...spawnOptions });
+    const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], ...spawnOptions });
     let stdout = '';
     let stderr = '';
     let peakRss = 0;
@@ -74,4 +117,13 @@ export function summaryOf(stdout: string): Record<string, number | string> {
   const summary = jsonLines(stdout).find((l) => l.message_type === 'summary');
   if (!summary) throw new Error(`no summary line in:\n${stdout}`);
   return summary as Record<string, number | string>;
+}
+
+/** The pino log lines a run wrote on stderr (other lines are left out). */
+export function logLines(stderr: string): { level: number; msg: string; object?: string }[] {
+  return stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { level: number; msg: string; object?: string })
+    .filter((l) => typeof l.level === 'number');
 }

@@ -12,14 +12,27 @@ export interface CuttingProxy {
 
 /**
  * Forwards 127.0.0.1:PORT to 127.0.0.1:upstream. A connection on which the client has sent more than
- * `afterBytes` bytes is reset, as a server or network that drops mid-upload would, `maxCuts` times at most.
+ * `afterBytes` bytes is reset, as a server or network that drops mid-upload would, `maxCuts` times at most;
+ * with `direction` 'download', one on which the server has sent that much (a drop mid-download). With
+ * `refuseAfterCut`, every connection after the first cut is reset at once: a server that went away.
  */
-export function startCuttingProxy(upstream: number, afterBytes: number, maxCuts = 1, needles: string[] = []): Promise<CuttingProxy> {
+export function startCuttingProxy(
+  upstream: number,
+  afterBytes: number,
+  maxCuts = 1,
+  needles: string[] = [],
+  { direction = 'upload', refuseAfterCut = false }: { direction?: 'upload' | 'download'; refuseAfterCut?: boolean } = {},
+): Promise<CuttingProxy> {
   let cuts = 0;
   const counts = new Map(needles.map((n) => [n, 0]));
   const overlap = Math.max(0, ...needles.map((n) => n.length - 1));
   const sockets = new Set<Socket>();
   const server = createServer((client) => {
+    if (refuseAfterCut && cuts > 0) {
+      client.on('error', () => undefined);
+      client.resetAndDestroy();
+      return;
+    }
     const remote = connect({ host: '127.0.0.1', port: upstream });
     for (const s of [client, remote]) {
       sockets.add(s);
@@ -27,7 +40,13 @@ export function startCuttingProxy(upstream: number, afterBytes: number, maxCuts 
       s.on('error', () => undefined);
     }
     let sent = 0;
+    let received = 0;
     let tail = '';
+    const cut = (): void => {
+      cuts++;
+      client.resetAndDestroy();
+      remote.resetAndDestroy();
+    };
     client.on('data', (data: Buffer) => {
       sent += data.length;
       if (needles.length > 0) {
@@ -41,16 +60,17 @@ export function startCuttingProxy(upstream: number, afterBytes: number, maxCuts 
         }
         tail = text.slice(text.length - overlap);
       }
-      if (sent > afterBytes && cuts < maxCuts) {
-        cuts++;
-        client.resetAndDestroy();
-        remote.resetAndDestroy();
-        return;
-      }
+      if (direction === 'upload' && sent > afterBytes && cuts < maxCuts) return cut();
       if (!remote.write(data)) client.pause();
     });
     remote.on('drain', () => client.resume());
-    remote.pipe(client);
+    remote.on('data', (data: Buffer) => {
+      received += data.length;
+      if (direction === 'download' && received > afterBytes && cuts < maxCuts) return cut();
+      if (!client.write(data)) remote.pause();
+    });
+    client.on('drain', () => remote.resume());
+    remote.on('end', () => client.end());
     client.on('end', () => remote.end());
     client.on('close', () => remote.destroy());
     remote.on('close', () => client.destroy());

@@ -3,7 +3,7 @@ import { basename, resolve } from 'node:path';
 import { runBackup } from '../../backup/backup.js';
 import { Progress } from '../../backup/progress.js';
 import { chunkThreadMode } from '../../chunker/chunk-thread.js';
-import { formatSize } from '../../config/sizes.js';
+import { formatSize } from '../../util/sizes.js';
 import { ConfigError, KbrackupError, describeError } from '../../errors.js';
 import { startKubernetes, type KubernetesMode } from '../../k8s/index.js';
 import { pushMetrics } from '../../observe/metrics.js';

@@ -1,6 +1,6 @@
 import { ConfigError } from '../../errors.js';
 import { check as runCheck, describeProblem, parseReadDataSubset, type ReadDataSelection } from '../../maintenance/check.js';
-import { formatSize } from '../../config/sizes.js';
+import { formatSize } from '../../util/sizes.js';
 import type { CommandContext } from '../context.js';
 import { runMaintenance } from '../maintenance.js';
 

@@ -1,4 +1,4 @@
-import { formatSize } from '../../config/sizes.js';
+import { formatSize } from '../../util/sizes.js';
 import { ConfigError } from '../../errors.js';
 import { diffTrees } from '../../maintenance/diff.js';
 import type { StoredSnapshot } from '../../repo/snapshot.js';

@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { DEFAULT_CHUNKER_PARAMS, validateChunkerParams } from '../../chunker/fastcdc.js';
-import { parseSize } from '../../config/sizes.js';
+import { parseSize } from '../../util/sizes.js';
 import { ConfigError } from '../../errors.js';
 import { writeCredentials } from '../../repo/credentials.js';
 import { initRepository } from '../../repo/keyring.js';

@@ -47,8 +47,8 @@ export async function ls(ctx: CommandContext): Promise<number> {
       const mtime = new Date(Number(BigInt(e.mtime) / 1000000n)).toISOString();
       const shown = `/${displayName(path)}`;
       if (json) {
-        const raw = Buffer.from(path, 'latin1');
-        const exact = raw.toString('utf8') === displayName(path) ? {} : { path_bytes: raw.toString('base64') };
+        const raw = Buffer.from(`/${path}`, 'latin1');
+        const exact = raw.toString('utf8') === shown ? {} : { path_bytes: raw.toString('base64') };
         ctx.print(JSON.stringify({ name: displayName(e.name), type: e.type, path: shown, ...exact, mode: e.mode, uid: e.uid, gid: e.gid, mtime, ...(e.type === 'file' ? { size: e.size } : {}), ...(e.type === 'symlink' ? { target: displayName(e.linkTarget) } : {}) }));
       } else {
         const size = e.type === 'file' ? e.size : 0;

@@ -1,5 +1,5 @@
 import type { Config } from '../../config/schema.js';
-import { formatSize, parseSize } from '../../config/sizes.js';
+import { formatSize, parseSize } from '../../util/sizes.js';
 import { ConfigError } from '../../errors.js';
 import { parseMaxUnused, prune as runPrune, type PruneOptions, type PruneStats } from '../../maintenance/prune.js';
 import type { Repository } from '../../repo/repository.js';

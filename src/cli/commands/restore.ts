@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { formatSize } from '../../config/sizes.js';
+import { formatSize } from '../../util/sizes.js';
 import { ConfigError } from '../../errors.js';
 import { runRestore } from '../../restore/restore.js';
 import { openFromConfig, required, targetFromConfig, type CommandContext } from '../context.js';

@@ -1,4 +1,4 @@
-import { formatSize } from '../../config/sizes.js';
+import { formatSize } from '../../util/sizes.js';
 import { matchesFilter } from '../../maintenance/policy.js';
 import { rawData, restoreSize } from '../../maintenance/stats.js';
 import { openFromConfig, targetFromConfig, type CommandContext } from '../context.js';

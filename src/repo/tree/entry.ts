@@ -1,6 +1,6 @@
 import { IntegrityError } from '../../errors.js';
 import { isId } from '../layout.js';
-import { asText, fromBytes, fromText, toBytes, type ByteString } from './names.js';
+import { asText, displayName, fromBytes, fromText, toBytes, type ByteString } from './names.js';
 
 /**
  * One entry of a folder's tree object (docs/ARCHITECTURE.md "Trees"). Times are nanoseconds since the
@@ -85,6 +85,11 @@ export function encodeEntry(e: TreeEntry): string {
   return `${out}}`;
 }
 
+/** The farthest time from the epoch a JavaScript Date holds, in nanoseconds: ls and restore turn times into Dates. */
+const MAX_TIME_NS = 8_640_000_000_000_000_000_000n;
+/** Longest file name Linux takes (NAME_MAX): no backup can have read a longer one. */
+const MAX_NAME_BYTES = 255;
+
 /** Reads the fields of one parsed JSON line, naming the object and the field in every error. */
 class Fields {
   constructor(
@@ -101,6 +106,15 @@ class Fields {
     const x = this.v[field];
     if (!Number.isSafeInteger(x) || (x as number) < 0 || (x as number) > max) throw this.fail(field, `is not an integer in [0, ${max}]: ${JSON.stringify(x)?.slice(0, 40)}`);
     return x as number;
+  }
+
+  /** Nanoseconds since the epoch: negative before 1970, and within what a Date can show (±8.64e21 ns). */
+  time(field: string): string {
+    const x = this.v[field];
+    if (typeof x !== 'string' || !/^(0|-?[1-9][0-9]{0,21})$/.test(x) || (x.length > 21 && (BigInt(x) > MAX_TIME_NS || BigInt(x) < -MAX_TIME_NS))) {
+      throw this.fail(field, `is not a time in nanoseconds: ${JSON.stringify(x)?.slice(0, 40)}`);
+    }
+    return x;
   }
 
   decimal(field: string): string {
@@ -149,9 +163,10 @@ export function decodeEntry(line: string, object: string, lineNo: number): TreeE
   const v = value as Record<string, unknown>;
   const f = new Fields(v, object, `line ${lineNo}`);
   const name = f.bytes('name');
-  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) throw f.fail('name', `is not a file name: ${JSON.stringify(name)}`);
+  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) throw f.fail('name', `is not a file name: ${JSON.stringify(displayName(name))}`);
+  if (name.length > MAX_NAME_BYTES) throw f.fail('name', `is ${name.length} bytes long, more than a file name can be (${MAX_NAME_BYTES}): ${JSON.stringify(displayName(name.slice(0, 40)))}…`);
   const g = new Fields(v, object, `entry ${JSON.stringify(asText(name) ?? name)}`);
-  const base = { name, mode: g.integer('mode', 0o7777), uid: g.integer('uid', 2 ** 32 - 1), gid: g.integer('gid', 2 ** 32 - 1), mtime: g.decimal('mtime') };
+  const base = { name, mode: g.integer('mode', 0o7777), uid: g.integer('uid', 2 ** 32 - 1), gid: g.integer('gid', 2 ** 32 - 1), mtime: g.time('mtime') };
   const xattrs = decodeXattrs(v.xattrs, g);
   const extra = xattrs ? { xattrs } : {};
   switch (v.type) {
@@ -161,7 +176,7 @@ export function decodeEntry(line: string, object: string, lineNo: number): TreeE
       return { type: 'symlink', ...base, linkTarget: g.bytes('target'), ...extra };
     case 'file': {
       const size = g.integer('size');
-      const entry: FileEntry = { type: 'file', ...base, size, ctime: g.decimal('ctime'), ino: g.decimal('ino'), content: { parts: [] }, ...extra };
+      const entry: FileEntry = { type: 'file', ...base, size, ctime: g.time('ctime'), ino: g.decimal('ino'), content: { parts: [] }, ...extra };
       if (v.sha256 !== undefined) entry.sha256 = g.sha256('sha256');
       if (v.links !== undefined) {
         entry.links = g.integer('links');

@@ -6,7 +6,8 @@
  */
 export type ByteString = string;
 
-const ASCII_PRINTABLE = /^[\x20-\x7e]*$/;
+/** Printable ASCII but the backslash, which is shown escaped so that `\n` in a name is not read as a newline. */
+const PLAIN = /^[\x20-\x5b\x5d-\x7e]*$/;
 const ASCII = /^[\x00-\x7f]*$/;
 
 /** The byte string of raw bytes. */
@@ -34,14 +35,15 @@ export function asText(name: ByteString): string | undefined {
 
 /**
  * How a name is shown (ls, diff, messages, JSON `path`): its text, except that a name which is not
- * valid UTF-8 or holds control characters is escaped Go-style: `\\`, `\n`, `\t`, `\r`, and `\xNN` for
- * every other control byte and every byte that is not part of valid UTF-8. `parseDisplayed` reverses it.
+ * valid UTF-8 or holds control characters or backslashes is escaped Go-style: `\\`, `\n`, `\t`, `\r`,
+ * and `\xNN` for every other control byte and every byte that is not part of valid UTF-8.
+ * `parseDisplayed` reverses it exactly: a backslash is always escaped, so no name reads as another.
  */
 export function displayName(name: ByteString): string {
-  if (ASCII_PRINTABLE.test(name)) return name;
+  if (PLAIN.test(name)) return name;
   const text = asText(name);
   // eslint-disable-next-line no-control-regex
-  if (text !== undefined && !/[\x00-\x1f\x7f]/.test(text)) return text;
+  if (text !== undefined && !/[\x00-\x1f\x7f\\]/.test(text)) return text;
   const bytes = toBytes(name);
   let out = '';
   for (let i = 0; i < bytes.length; ) {

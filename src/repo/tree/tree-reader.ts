@@ -43,9 +43,10 @@ export async function* treeEntries(plain: Buffer | Readable, treeIdKey: Buffer, 
   }
 }
 
-/** The parts of a long content list object; exactly `count` of them. */
-export async function* listParts(plain: Buffer | Readable, treeIdKey: Buffer, id: string, object: string, count: number): AsyncGenerator<ContentPart> {
+/** The parts of a long content list object: exactly `count` of them, adding up to the file's `size`. */
+export async function* listParts(plain: Buffer | Readable, treeIdKey: Buffer, id: string, object: string, count: number, size: number): AsyncGenerator<ContentPart> {
   let n = 0;
+  let total = 0;
   for await (const line of verifiedLines(plain, treeIdKey, id, object)) {
     n++;
     if (n > count) throw new IntegrityError(object, `holds more than the ${count} parts its file entry announces`);
@@ -55,7 +56,12 @@ export async function* listParts(plain: Buffer | Readable, treeIdKey: Buffer, id
     } catch {
       throw new IntegrityError(object, `line ${n} is not JSON`);
     }
-    yield decodePart(value, object, `line ${n}`);
+    const part = decodePart(value, object, `line ${n}`);
+    total += 'id' in part ? part.length : part.hole;
+    // Checked before the part is handed out: a reader never fetches a byte past the file's size.
+    if (total > size) throw new IntegrityError(object, `line ${n}: its parts add up to more than the file's size of ${size} bytes`);
+    yield part;
   }
   if (n !== count) throw new IntegrityError(object, `holds ${n} parts, but its file entry announces ${count}`);
+  if (total !== size) throw new IntegrityError(object, `its parts add up to ${total} bytes, but the file's size is ${size}`);
 }
