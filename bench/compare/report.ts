@@ -182,7 +182,7 @@ export function section(results: Results, jsonLink: string): string {
     '### How it is measured',
     '',
     '- Data sets are generated at bench time from fixed seeds (`bench/compare/data.ts`): text files of words from a 4,096-word vocabulary, a big file of AES-CTR keystream. ' +
-      'A round backs up into fresh repositories: first backup, unchanged re-run, then 1% of the files in 1% of the folders are rewritten (a set without small files: 1% of its big file, in the middle) and backed up again, then the last snapshot is restored into an empty folder. ' +
+      'A round backs up into fresh repositories: first backup, unchanged re-run, then 1% of the files in 1% of the folders are rewritten (a set without small files: 1% of its big file, in the middle) and backed up again, then the last snapshot is restored into an empty folder. Restored folders are deleted only when the round ends: ext4 skips inodes freed in the last minute when it allocates, so a restore right after another tool's restore was deleted ran up to 4x slower. ' +
       'Every restore is compared with the source (names, sizes, SHA-256 of every file) and fails the run if it differs.',
     '- restic: local cache (`RESTIC_CACHE_DIR`) and `RESTIC_PASSWORD`, default compression; borg: `--encryption=repokey`, `BORG_PASSPHRASE`, default lz4; kbrackup: `init --key` (owner key), `backup --credentials`, `restore --key`. All run from the set\'s folder, so they store the same relative paths.',
     `- Wall time from start to exit; CPU time and peak RSS: ${results.rssMethod}. Before every phase the harness runs \`sync\`, so one tool's writes are not flushed during the next one's run. ` +
