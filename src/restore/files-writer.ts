@@ -2,7 +2,7 @@ import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { closeSync, fchmodSync, fchownSync, futimesSync, lchownSync, lutimesSync, openSync, renameSync, rmSync, symlinkSync, writeSync } from 'node:fs';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { IntegrityError } from '../errors.js';
-import { withPath, withPathAsync } from '../platform/index.js';
+import { withPath, withPathAsync, writeBehindWhole, WriteBehind } from '../platform/index.js';
 import type { DirEntry, FileEntry, SymlinkEntry } from '../repo/tree/entry.js';
 import { childPath, displayName, toBytes, type ByteString } from '../repo/tree/names.js';
 import type { XattrWriter } from './xattrs.js';
@@ -84,6 +84,7 @@ export function writeWholeFile(dir: ByteString, path: ByteString, entry: FileEnt
   const fd = withPath(toBytes(temp), (p) => openSync(p, 'wx', 0o600));
   try {
     for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done, done);
+    writeBehindWhole(fd, bytes.length);
     applyFileMeta(fd, path, entry, xattrs);
   } catch (err) {
     closeSync(fd);
@@ -115,7 +116,10 @@ export class LargeFileWriter {
   private handle: FileHandle | undefined;
   private readonly hash: Hash | undefined;
   private position = 0;
-  private writes: Promise<unknown>[] = [];
+  /** Writes in flight, in file order, each resolving to where it ends. */
+  private writes: Promise<number>[] = [];
+  /** Restored files are not read again: their dirty pages would only hold a pod's memory limit. */
+  private behind: WriteBehind | undefined;
 
   constructor(
     private readonly dir: ByteString,
@@ -130,6 +134,7 @@ export class LargeFileWriter {
 
   async openFile(): Promise<void> {
     this.handle = await withPathAsync(toBytes(this.temp), (p) => open(p, 'wx', 0o600));
+    this.behind = new WriteBehind(this.handle.fd);
   }
 
   /** Append verified data (the next part in file order); the write runs while the next part is fetched. */
@@ -138,10 +143,11 @@ export class LargeFileWriter {
     this.hash?.update(bytes);
     const at = this.position - bytes.length;
     if (bytes.length >= 4096 && isZero(bytes)) return;
-    const write = writeFully(this.handle!, bytes, at);
+    const write = writeFully(this.handle!, bytes, at).then(() => at + bytes.length);
     write.catch(() => undefined);
     this.writes.push(write);
-    if (this.writes.length >= 4) await this.writes.shift();
+    // The oldest write ending means every byte before its end is written (holes apart).
+    if (this.writes.length >= 4) this.behind!.written(await this.writes.shift()!);
   }
 
   /** Skip a hole of `length` bytes (only files without a recorded hash have holes). */
