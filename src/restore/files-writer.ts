@@ -5,6 +5,7 @@ import { IntegrityError } from '../errors.js';
 import { withPath, withPathAsync, writeBehindWhole, WriteBehind } from '../platform/index.js';
 import type { DirEntry, FileEntry, SymlinkEntry } from '../repo/tree/entry.js';
 import { childPath, displayName, toBytes, type ByteString } from '../repo/tree/names.js';
+import { writeAll } from '../util/write-all.js';
 import type { XattrWriter } from './xattrs.js';
 
 /** Restoring as root: owners are restored by number; otherwise files belong to the running user (as restic does). */
@@ -118,6 +119,10 @@ export class LargeFileWriter {
   private position = 0;
   /** Writes in flight, in file order, each resolving to where it ends. */
   private writes: Promise<number>[] = [];
+  /** Verified pieces not written yet, and where they start: written together, one call per ~512 KiB. */
+  private pending: Buffer[] = [];
+  private pendingAt = 0;
+  private pendingBytes = 0;
   /** Restored files are not read again: their dirty pages would only hold a pod's memory limit. */
   private behind: WriteBehind | undefined;
 
@@ -137,17 +142,37 @@ export class LargeFileWriter {
     this.behind = new WriteBehind(this.handle.fd);
   }
 
-  /** Append verified data (the next part in file order); the write runs while the next part is fetched. */
+  /**
+   * Append verified data (the next part in file order). Pieces are gathered into one write of ~512 KiB
+   * (decryption hands out 64 KiB pieces; an async write call costs main-thread time of its own), and
+   * two writes run while the next parts are fetched. A zero run of a page or more is left a hole.
+   */
   async data(bytes: Buffer): Promise<void> {
     this.advance(bytes.length);
     this.hash?.update(bytes);
     const at = this.position - bytes.length;
-    if (bytes.length >= 4096 && isZero(bytes)) return;
-    const write = writeFully(this.handle!, bytes, at).then(() => at + bytes.length);
+    if (bytes.length >= 4096 && isZero(bytes)) {
+      await this.flush();
+      return;
+    }
+    if (this.pendingBytes > 0 && this.pendingAt + this.pendingBytes !== at) await this.flush();
+    if (this.pendingBytes === 0) this.pendingAt = at;
+    this.pending.push(bytes);
+    this.pendingBytes += bytes.length;
+    if (this.pendingBytes >= WRITE_BATCH) await this.flush();
+  }
+
+  /** Start writing the gathered pieces; waits while two writes are in flight. */
+  private async flush(): Promise<void> {
+    if (this.pendingBytes === 0) return;
+    const end = this.pendingAt + this.pendingBytes;
+    const write = writeAll(this.handle!, this.pending, this.pendingAt).then(() => end);
     write.catch(() => undefined);
     this.writes.push(write);
+    this.pending = [];
+    this.pendingBytes = 0;
     // The oldest write ending means every byte before its end is written (holes apart).
-    if (this.writes.length >= 4) this.behind!.written(await this.writes.shift()!);
+    if (this.writes.length >= 2) this.behind!.written(await this.writes.shift()!);
   }
 
   /** Skip a hole of `length` bytes (only files without a recorded hash have holes). */
@@ -165,6 +190,7 @@ export class LargeFileWriter {
 
   /** Verify, set the size (trailing holes), metadata, and move the file into place. */
   async finish(): Promise<void> {
+    await this.flush();
     await Promise.all(this.writes);
     checkContent(this.entry, this.path, this.position, this.hash?.digest('hex'), this.tree);
     const handle = this.handle!;
@@ -183,6 +209,5 @@ export class LargeFileWriter {
   }
 }
 
-async function writeFully(handle: FileHandle, bytes: Buffer, position: number): Promise<void> {
-  for (let done = 0; done < bytes.length; ) done += (await handle.write(bytes, done, bytes.length - done, position + done)).bytesWritten;
-}
+/** Bytes gathered into one write of a large file. */
+const WRITE_BATCH = 512 * 1024;
