@@ -44,15 +44,17 @@ function row(phase: string, all: PhaseRun[]): string[] {
   ];
 }
 
-function report(rounds: Round[], started: Date, load: string): string {
+function report(rounds: Round[], started: Date, load: string, busiest: number): string {
   const head = ['phase', 'passed', 'OOM kills', 'peak anon MiB', 'peak anon + dirty + writeback MiB', 'max_usage MiB (page cache included)', 'time s'];
   const rows = [row('backup', rounds.map((r) => r.backup)), row('restore', rounds.map((r) => r.restore))];
   const failures = rounds.flatMap((r, i) => (['backup', 'restore'] as const).filter((p) => r[p].code !== 0 || r[p].error).map((p) => `- run ${i + 1} ${p}: exit ${r[p].code}${r[p].oomKilled ? ' (OOM-killed)' : ''}: ${r[p].error ?? ''}`));
   return [
     BEGIN,
-    `Run ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC: ${rounds.length} rounds of a full backup of ${WORKLOAD.description} into a fresh repository and a restore of it, each in the image at \`--memory ${memoryMiB}m --memory-swap ${memoryMiB}m\`. Machine: ${cpus().length} cores, load average ${load} at the start, ${loadavg().map((l) => l.toFixed(1)).join(' ')} at the end.`,
+    `## Container memory at ${memoryMiB}Mi`,
     '',
-    'Each cell: min / median / p90 / max over the runs.',
+    `Run ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC: ${rounds.length} rounds of a full backup of ${WORKLOAD.description} into a fresh repository and a restore of it, each in the image at \`--memory ${memoryMiB}m --memory-swap ${memoryMiB}m\`. Machine: ${cpus().length} cores, load average ${load} at the start, ${loadavg().map((l) => l.toFixed(1)).join(' ')} at the end, ${busiest.toFixed(1)} at the busiest${busiest > cpus().length ? ' (shared with other work: times are longer than on an idle machine)' : ''}.`,
+    '',
+    'Each cell: min / median / p90 / max over the runs. Memory is sampled every 20 ms from the container\'s own memory cgroup (v1 memory.stat): anon is rss + shmem, which nothing but exit frees; dirty and writeback are page cache reclaim cannot drop at once; max_usage is the limit\'s own counter, which the kernel keeps near the limit with clean page cache it reclaims as needed. OOM kills: podman\'s State.OOMKilled, the cgroup\'s oom_kill counter, or exit 137.',
     '',
     `| ${head.join(' | ')} |`,
     `|${head.map(() => '---').join('|')}|`,
@@ -64,6 +66,8 @@ function report(rounds: Round[], started: Date, load: string): string {
 
 const work = mkdtempSync(join(tmpdir(), 'kbrackup-bench-memory-'));
 const rounds: Round[] = [];
+/** The highest 1-minute load average seen after a round. */
+let busiest = 0;
 let interrupted = false;
 process.on('SIGINT', () => {
   interrupted = true;
@@ -80,10 +84,11 @@ try {
   for (let i = 1; i <= runs && !interrupted; i++) {
     const round = await rig.round();
     rounds.push(round);
+    busiest = Math.max(busiest, loadavg()[0]!);
     console.log(line(i, 'backup', round.backup));
     console.log(line(i, 'restore', round.restore));
   }
-  const text = report(rounds, started, load);
+  const text = report(rounds, started, load, busiest);
   console.log(`\n${text}`);
   if (values.json) writeFileSync(values.json, JSON.stringify(rounds, null, 1));
   if (values.doc) updateDoc(join(ROOT, 'docs/BENCHMARKS.md'), text, BEGIN, END);

@@ -3,19 +3,19 @@
  * read-only root filesystem, user 65532, the chart's memory limit as a hard cgroup limit (no swap),
  * no network, the source mounted read-only, the emptyDir as a writable host folder, secrets read-only.
  *
- * No registry is reachable here, so the base images are made locally (Debian bookworm minbase from
- * mmdebstrap + the Node 24 binary and npm from the npm registry; the build base also has g++, make,
- * python3 and Node's headers, as node:24-bookworm has) and cached in podman's storage by tag; the npm
- * cache for the lockfile is prepared once so the image build itself runs offline.
+ * The image is built from local base images (see test/helpers/container.ts, shared with
+ * bench/container-memory.ts, which runs the memory workload of issue 16 fifty times).
  * podman is required: without it this test fails, it does not skip.
  */
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BASE_IMAGE, buildImage, chartMemoryLimitMiB, chartTempLimit, checkoutImage, podman, ROOT, runContainer, UID, VERSION } from './helpers/container.js';
+import { MemoryRig } from './helpers/container-memory.js';
+import { digestTree } from './helpers/data.js';
 import { waitUntil } from './helpers/wait.js';
 
 const IMAGE = checkoutImage('test');
@@ -25,17 +25,6 @@ function fillRandom(path: string, bytes: number): void {
   const parts: Buffer[] = [];
   for (let done = 0; done < bytes; done += block) parts.push(randomBytes(Math.min(block, bytes - done)));
   writeFileSync(path, Buffer.concat(parts));
-}
-
-/** Every file under a folder with its SHA-256, for comparing trees. */
-function digestTree(dir: string, prefix = ''): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const entry of readdirSync(join(dir, prefix), { withFileTypes: true })) {
-    const rel = join(prefix, entry.name);
-    if (entry.isDirectory()) for (const [k, v] of digestTree(dir, rel)) out.set(k, v);
-    else out.set(rel, createHash('sha256').update(readFileSync(join(dir, rel))).digest('hex'));
-  }
-  return out;
 }
 
 describe('container image (podman)', { timeout: 15 * 60_000 }, () => {
@@ -209,10 +198,12 @@ describe('container image (podman)', { timeout: 15 * 60_000 }, () => {
     fillRandom(join(dirs.src, 'big.bin'), 8 * 1024 * 1024);
     const backup = await runContainer([...backupPod(), IMAGE, 'backup', '/data']);
     assert.equal(backup.code, 0, backup.stderr);
-    const prune = await runContainer([...maintenancePod(), '-e', 'KBRACKUP_KEEP_LAST=1', '-e', 'KBRACKUP_GRACE=0s', IMAGE, 'forget', '--prune', '--json']);
+    // Grouped by source only: every container, like every pod of a CronJob, has a hostname of its own,
+    // so the default grouping (source,host) would make each snapshot a group that keeps it.
+    const prune = await runContainer([...maintenancePod(), '-e', 'KBRACKUP_KEEP_LAST=1', '-e', 'KBRACKUP_GRACE=0s', '-e', 'KBRACKUP_GROUP_BY=source', IMAGE, 'forget', '--prune', '--json']);
     assert.equal(prune.code, 0, `forget --prune failed (137 = OOM-killed at ${chartMemoryLimitMiB()} MiB):\n${prune.stderr}`);
     const stats = JSON.parse(prune.stdout.trim().split('\n').at(-1)!) as { message_type: string; objects: { delete: number } };
-    assert.equal(stats.message_type, 'prune_summary');
+    assert.equal(stats.message_type, 'prune_summary', prune.stdout);
     assert.ok(stats.objects.delete > 0, 'the 48 MiB file of the forgotten snapshot is gone');
     const check = await runContainer([...maintenancePod(), IMAGE, 'check']);
     assert.equal(check.code, 0, check.stdout + check.stderr);
@@ -222,5 +213,21 @@ describe('container image (podman)', { timeout: 15 * 60_000 }, () => {
     assert.equal(restore.code, 0, restore.stderr);
     assert.deepEqual(digestTree(join(dirs.restore, 'app')), digestTree(dirs.src));
     t.diagnostic(`forget --prune: cgroup peak (anon) ${prune.memory.anonMiB.toFixed(0)} MiB; check: ${check.memory.anonMiB.toFixed(0)} MiB`);
+  });
+
+  test('the workload of issue 16 (3 x 100 MiB + 3,000 small files) at the chart memory limit: two rounds of backup and restore, no OOM kill', async (t: TestContext) => {
+    // Two rounds catch a regression; the 50 that prove the default limit are bench/container-memory.ts.
+    const rig = new MemoryRig(IMAGE, join(work, 'workload'));
+    await rig.prepare();
+    for (let round = 1; round <= 2; round++) {
+      const { backup, restore } = await rig.round();
+      for (const [phase, run] of [['backup', backup], ['restore', restore]] as const) {
+        assert.equal(run.oomKilled, false, `round ${round} ${phase} OOM-killed at ${chartMemoryLimitMiB()} MiB (peak anon ${run.memory.anonMiB.toFixed(1)} MiB)`);
+        assert.equal(run.code, 0, `round ${round} ${phase}: ${run.error}`);
+        assert.equal(run.error, undefined, `round ${round} ${phase}: ${run.error}`);
+        t.diagnostic(`round ${round} ${phase}: ${run.seconds.toFixed(1)} s, peak anon ${run.memory.anonMiB.toFixed(1)} MiB, anon + dirty + writeback ${run.memory.pinnedMiB.toFixed(1)} MiB`);
+      }
+    }
+    rmSync(join(work, 'workload'), { recursive: true, force: true });
   });
 });

@@ -118,7 +118,8 @@ export class ChunkEncoder {
     // A write cut short (a full temp dir) is continued, so the real error (ENOSPC) is what surfaces.
     await writeAll(handle, batch, this.size);
     this.size += batch.reduce((n, b) => n + b.length, 0);
-    // Dirty pages of temp files waiting for upload would count against a pod's memory limit.
+    // Dirty pages of temp files waiting for upload would count against a pod's memory limit, and under
+    // cgroup v1 nothing writes them back in time (docs/ARCHITECTURE.md "Memory does not grow with the data").
     (this.behind ??= new WriteBehind(handle.fd)).written(this.size);
   }
 

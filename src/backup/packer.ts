@@ -18,7 +18,7 @@ interface OpenPack {
   id: string;
   path: string;
   handle: FileHandle;
-  /** A pack grows slowly to 16 MiB: its dirty pages would count against a pod's memory limit all that time. */
+  /** A pack grows slowly to 16 MiB: its dirty pages would count against a pod's memory limit all that time (docs/ARCHITECTURE.md "Memory does not grow with the data"). */
   behind: WriteBehind;
   size: number;
   key: KeyedHeader;

@@ -62,7 +62,8 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${PROGRAM_VERSION} (node ${process.version})\n`);
     return ExitCode.ok;
   }
-  // Before the command allocates: under a pod's memory limit, freed large buffers go back to the kernel.
+  // Before the command allocates: under a pod's memory limit, freed large buffers go back to the kernel
+  // instead of staying resident in glibc's heap (docs/ARCHITECTURE.md "Memory does not grow with the data").
   if (memoryLimit() > 0) mmapLargeAllocations();
   const command = COMMANDS[name];
   let logger: Logger | undefined;

@@ -18,4 +18,4 @@ export { withPath, withPathAsync } from './long-path.js';
 export { dataExtents, seekData, seekHole, sparseSupported, type Extent } from './sparse.js';
 export { fgetXattr, flistXattrs, fsetXattr, getXattr, listXattrs, readAllXattrs, setXattr, xattrSupported, type FilePath, type XattrName } from './xattr.js';
 export { fstatFd, lstatPath, type Lstat } from './lstat.js';
-export { mmapLargeAllocations, writeBehindWhole, WriteBehind } from './memory.js';
+export { mmapLargeAllocations, startWriteback, WriteBehind } from './memory.js';

@@ -201,35 +201,39 @@ static napi_value js_setxattr(napi_env env, napi_callback_info info) {
   return done == 0 ? number(env, 0) : last_errno(env);
 }
 
+/*
+ * The arguments (fd, integer, integer) of lseek and sync_file_range: 0, THROWN, or -errno for a value
+ * no call could take (the caller returns it as the result).
+ */
+static int get_fd_and_two(napi_env env, napi_callback_info info, int *fd, int64_t *first, const char *first_error, int64_t *second, const char *second_error) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return THROWN;
+  int rc = get_fd(env, argv[0], fd);
+  if (rc == 0) rc = get_integer(env, argv[1], first, first_error);
+  if (rc == 0) rc = get_integer(env, argv[2], second, second_error);
+  return rc;
+}
+
 /* lseek(fd, offset, whence): the new offset, or -errno. */
 static napi_value js_lseek(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  if (!get_args(env, info, 3, argv)) return NULL;
   int fd;
   int64_t offset, whence;
-  int rc = get_fd(env, argv[0], &fd);
-  if (rc == 0) rc = get_integer(env, argv[1], &offset, "offset must be a number");
-  if (rc == 0) rc = get_integer(env, argv[2], &whence, "whence must be a number");
-  if (rc == THROWN) return NULL;
-  if (rc < 0) return number(env, rc);
+  int rc = get_fd_and_two(env, info, &fd, &offset, "offset must be a number", &whence, "whence must be a number");
+  if (rc != 0) return rc == THROWN ? NULL : number(env, rc);
   off_t at = lseek(fd, (off_t)offset, (int)whence);
   return at >= 0 ? number(env, at) : last_errno(env);
 }
 
 /*
  * sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE): starts writeback of the range's dirty
- * pages and returns without waiting for it (nor for metadata, as fdatasync would); 0, or -errno.
+ * pages (length 0: to the end of the file) and returns without waiting for it (nor for metadata, as
+ * fdatasync would); 0, or -errno.
  */
 static napi_value js_start_writeback(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  if (!get_args(env, info, 3, argv)) return NULL;
   int fd;
   int64_t offset, length;
-  int rc = get_fd(env, argv[0], &fd);
-  if (rc == 0) rc = get_integer(env, argv[1], &offset, "offset must be a number");
-  if (rc == 0) rc = get_integer(env, argv[2], &length, "length must be a number");
-  if (rc == THROWN) return NULL;
-  if (rc < 0) return number(env, rc);
+  int rc = get_fd_and_two(env, info, &fd, &offset, "offset must be a number", &length, "length must be a number");
+  if (rc != 0) return rc == THROWN ? NULL : number(env, rc);
   return sync_file_range(fd, (off_t)offset, (off_t)length, SYNC_FILE_RANGE_WRITE) == 0 ? number(env, 0) : last_errno(env);
 }
 

@@ -2,7 +2,7 @@ import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { closeSync, fchmodSync, fchownSync, futimesSync, lchownSync, lutimesSync, openSync, renameSync, rmSync, symlinkSync, writeSync } from 'node:fs';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { IntegrityError } from '../errors.js';
-import { withPath, withPathAsync, writeBehindWhole, WriteBehind } from '../platform/index.js';
+import { startWriteback, withPath, withPathAsync, WriteBehind } from '../platform/index.js';
 import type { DirEntry, FileEntry, SymlinkEntry } from '../repo/tree/entry.js';
 import { childPath, displayName, toBytes, type ByteString } from '../repo/tree/names.js';
 import { writeAll } from '../util/write-all.js';
@@ -85,7 +85,9 @@ export function writeWholeFile(dir: ByteString, path: ByteString, entry: FileEnt
   const fd = withPath(toBytes(temp), (p) => openSync(p, 'wx', 0o600));
   try {
     for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done, done);
-    writeBehindWhole(fd, bytes.length);
+    // Restored files are not read again: their dirty pages, thousands of small files' worth, would only
+    // hold a pod's memory limit (docs/ARCHITECTURE.md "Memory does not grow with the data"). 0: the whole file.
+    if (bytes.length > 0) startWriteback(fd, 0, 0);
     applyFileMeta(fd, path, entry, xattrs);
   } catch (err) {
     closeSync(fd);
@@ -123,7 +125,7 @@ export class LargeFileWriter {
   private pending: Buffer[] = [];
   private pendingAt = 0;
   private pendingBytes = 0;
-  /** Restored files are not read again: their dirty pages would only hold a pod's memory limit. */
+  /** Restored files are not read again: their dirty pages would only hold a pod's memory limit (see writeWholeFile). */
   private behind: WriteBehind | undefined;
 
   constructor(

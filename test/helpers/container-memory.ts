@@ -4,11 +4,11 @@
  * volume, and a restore of it, each in the image at the chart's memory limit with the image's own
  * NODE_OPTIONS. test/container.test.ts runs a few rounds; bench/container-memory.ts runs 50.
  */
-import { chownSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { chownSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Prng } from '../fixtures/prng.js';
 import { chartTempLimit, podman, runContainer, UID, type ContainerMemory } from './container.js';
-import { sha256File, writePseudoRandom } from './data.js';
+import { digestTree, writePseudoRandom } from './data.js';
 
 const MiB = 1024 * 1024;
 export const WORKLOAD = { bigFiles: 3, bigBytes: 100 * MiB, smallFiles: 3000, folders: 30, description: '3 × 100 MiB of random data + 3,000 files of 0.5–11.5 KiB in 30 folders' };
@@ -31,16 +31,6 @@ export async function writeWorkload(dir: string): Promise<{ files: number; bytes
     bytes += size;
   }
   return { files: WORKLOAD.bigFiles + WORKLOAD.smallFiles, bytes };
-}
-
-/** SHA-256 of every file below `dir`, by path relative to it. */
-async function digests(dir: string, base = dir, out = new Map<string, string>()): Promise<Map<string, string>> {
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) await digests(path, base, out);
-    else out.set(relative(base, path), await sha256File(path));
-  }
-  return out;
 }
 
 /** One backup or restore of the workload. */
@@ -81,7 +71,7 @@ export class MemoryRig {
   async prepare(): Promise<{ files: number; bytes: number }> {
     for (const d of Object.values(this.dirs)) mkdirSync(d, { recursive: true });
     const size = await writeWorkload(this.dirs.src);
-    this.#expected = await digests(this.dirs.src);
+    this.#expected = digestTree(this.dirs.src);
     for (const d of [this.dirs.secrets, this.dirs.temp]) chownSync(d, UID, UID);
     const keys = await runContainer(['-v', `${this.dirs.secrets}:/keys`, this.image, 'keygen', '--out', '/keys/owner']);
     if (keys.code !== 0) throw new Error(`keygen failed: ${keys.stderr}`);
@@ -92,7 +82,7 @@ export class MemoryRig {
   async #phase(args: string[], check?: () => Promise<string | undefined>): Promise<PhaseRun> {
     const name = `kbrackup-memory-${process.pid}-${++this.#serial}`;
     try {
-      const run = await runContainer([...args], { name, keep: true, memoryMiB: this.memoryMiB });
+      const run = await runContainer(args, { name, keep: true, memoryMiB: this.memoryMiB });
       const inspected = podman(['inspect', '--format', '{{.State.OOMKilled}}', name]).trim() === 'true';
       const oomKilled = inspected || run.memory.oomKill || (run.code === 137 && !run.timedOut);
       const lastLine = run.stderr.trim().split('\n').at(-1) ?? '';
@@ -137,7 +127,7 @@ export class MemoryRig {
         this.image, 'restore', 'latest', '--target', '/restore',
       ],
       async () => {
-        const got = await digests(join(restore, 'app'));
+        const got = digestTree(join(restore, 'app'));
         const wrong = [...this.#expected!].filter(([path, digest]) => got.get(path) !== digest).map(([path]) => path);
         return wrong.length || got.size !== this.#expected!.size ? `restored tree differs: ${wrong.length} files differ, ${got.size} of ${this.#expected!.size} present` : undefined;
       },

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { dirname, join, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { NotFoundError, TargetError, describeError } from '../../errors.js';
+import { writeAll } from '../../util/write-all.js';
 import type { ByteRange, ObjectInfo, PutSource, Target } from '../target.js';
 
 /** Objects in flight carry this prefix so listings and readers never see half-written files. */
@@ -31,12 +32,13 @@ async function moveWithin(from: string, to: string): Promise<boolean> {
 }
 
 /**
- * Bytes of a copy written between two fdatasyncs. The page cache of a pod counts against its memory
- * limit, and under cgroup v1 the kernel does not hold a writer back by its dirty pages: copying a 16 MiB
- * pack at once left that much unreclaimable at the end of a backup inside 64 MiB
- * (docs/BENCHMARKS.md "Container memory at 64Mi").
+ * Bytes of a copy written between two fdatasyncs. A pod's page cache counts against its memory limit,
+ * and under cgroup v1 the kernel does not hold a writer back by its dirty pages (docs/ARCHITECTURE.md
+ * "Memory does not grow with the data"): copying a 16 MiB pack at once left that much unreclaimable
+ * at the end of a backup inside 64 MiB.
  */
 const COPY_WINDOW = 2 * 1024 * 1024;
+/** Bytes read and written at once by a copy: few async calls, little memory. */
 const COPY_BUFFER = 512 * 1024;
 
 /** Copy `from` into the new file `to`, flushing it to disk a window at a time. */
@@ -50,7 +52,7 @@ async function copyFlushed(from: string, to: string): Promise<void> {
       for (let pos = 0; ; ) {
         const { bytesRead } = await input.read(buf, 0, buf.length, pos);
         if (bytesRead === 0) break;
-        for (let done = 0; done < bytesRead; ) done += (await output.write(buf, done, bytesRead - done, pos + done)).bytesWritten;
+        await writeAll(output, [buf.subarray(0, bytesRead)], pos);
         pos += bytesRead;
         if (pos - flushed >= COPY_WINDOW) {
           await output.datasync();
