@@ -1,14 +1,15 @@
 /**
- * src/platform on real files: the holes of sparse files (SEEK_DATA / SEEK_HOLE) and extended
- * attributes that never follow symlinks, with Linux names as bytes. No mocks: where a file system
+ * src/platform on real files: the holes of sparse files (SEEK_DATA / SEEK_HOLE), extended
+ * attributes that never follow symlinks, with Linux names as bytes, writeback started as files are
+ * written (sync_file_range) and glibc's mmap threshold. No mocks: where a file system
  * lacks a feature, a real one that lacks it is used (procfs), and the build without the addon is the
  * same code with the addon switched off in a child process.
  */
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { closeSync, ftruncateSync, lstatSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, ftruncateSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
@@ -24,7 +25,9 @@ import {
   seekHole,
   setXattr,
   sparseSupported,
+  startWriteback,
   SystemError,
+  WriteBehind,
   xattrSupported,
   type Extent,
 } from '../src/platform/index.js';
@@ -319,6 +322,52 @@ describe('platform: extended attributes', () => {
   });
 });
 
+describe('platform: memory advice', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'kbrackup-platform-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('startWriteback on a written file returns 0, for a range and to the end; errors come back as negative errno', () => {
+    const path = join(dir, 'written.bin');
+    withFd(path, 'w', (fd) => {
+      writeSync(fd, Buffer.alloc(3 * MiB, 0x5a));
+      assert.equal(startWriteback(fd, 0, MiB), 0);
+      assert.equal(startWriteback(fd, MiB, 0), 0);
+      assert.equal(startWriteback(fd, 0, -1), -constants.errno.EINVAL);
+    });
+    const closed = openSync(path, 'r');
+    closeSync(closed);
+    assert.equal(startWriteback(closed, 0, 0), -constants.errno.EBADF);
+    // A descriptor that is not a file: sync_file_range refuses pipes.
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    withFd(fifo, 'r+', (fd) => assert.equal(startWriteback(fd, 0, 0), -constants.errno.ESPIPE));
+  });
+
+  it('WriteBehind keeps the file intact and never throws, even on a descriptor closed under it', () => {
+    const path = join(dir, 'behind.bin');
+    const data = Buffer.alloc(5 * MiB + 123, 0xc3);
+    const fd = openSync(path, 'w');
+    const behind = new WriteBehind(fd);
+    for (let at = 0; at < data.length; at += 256 * KiB) {
+      const n = Math.min(256 * KiB, data.length - at);
+      writeSync(fd, data, at, n, at);
+      behind.written(at + n);
+    }
+    closeSync(fd);
+    assert.doesNotThrow(() => behind.written(data.length + 2 * MiB));
+    assert.ok(readFileSync(path).equals(data));
+  });
+
+  it('mmapLargeAllocations applies on glibc', () => {
+    const glibc = (process.report.getReport() as { header: { glibcVersionRuntime?: string } }).header.glibcVersionRuntime;
+    // In a child: the threshold is process-wide, and this one's allocations should stay as they are.
+    assert.equal(inChild('console.log(JSON.stringify(m.mmapLargeAllocations()));'), glibc !== undefined);
+  });
+});
+
 describe('platform: a build without the addon', () => {
   it('imports, reports it, reads files as one extent, and xattr calls throw a typed error', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kbrackup-platform-'));
@@ -333,6 +382,7 @@ console.log(JSON.stringify({
   reason: m.addonUnavailableReason, sparse: m.sparseSupported(), xattr: m.xattrSupported(),
   extents: [...m.dataExtents(fd, 64 * 1024 * 1024)],
   list: thrown(() => m.listXattrs(${JSON.stringify(path)})), fset: thrown(() => m.fsetXattr(fd, 'user.a', Buffer.from('1'))), seek: thrown(() => m.seekHole(fd, 0)),
+  writeback: m.startWriteback(fd, 0, 0), behind: thrown(() => new m.WriteBehind(fd).written(8 * 1024 * 1024)), mmap: m.mmapLargeAllocations(),
 }));`,
         { KBRACKUP_TEST_NO_ADDON: '1' },
       );
@@ -345,6 +395,9 @@ console.log(JSON.stringify({
         list: unavailable('extended attributes are'),
         fset: unavailable('extended attributes are'),
         seek: unavailable('SEEK_DATA / SEEK_HOLE is'),
+        writeback: -constants.errno.ENOSYS,
+        behind: null,
+        mmap: false,
       });
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -197,11 +197,11 @@ export function section(results: Results, jsonLink: string): string {
   ].join('\n');
 }
 
-/** Writes `text` into `doc` between the markers, creating the page or appending the section when needed. */
-export function updateDoc(doc: string, text: string): void {
+/** Writes `text` into `doc` between the markers (this section's by default), creating the page or appending the section when needed. */
+export function updateDoc(doc: string, text: string, beginMarker = BEGIN, endMarker = END): void {
   const page = existsSync(doc) ? readFileSync(doc, 'utf8') : '# Benchmarks\n';
-  const begin = page.indexOf(BEGIN);
-  const end = page.indexOf(END);
-  const next = begin >= 0 && end > begin ? page.slice(0, begin) + text + page.slice(end + END.length) : `${page.trimEnd()}\n\n${text}\n`;
+  const begin = page.indexOf(beginMarker);
+  const end = page.indexOf(endMarker);
+  const next = begin >= 0 && end > begin ? page.slice(0, begin) + text + page.slice(end + endMarker.length) : `${page.trimEnd()}\n\n${text}\n`;
   writeFileSync(doc, next);
 }

@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import type { Transform } from 'node:stream';
 import { SAMPLE_BYTES, chooseCodec, compressor, type Codec } from '../compress/codec.js';
 import { SeipdWriter } from '../crypto/seipd.js';
+import { WriteBehind } from '../platform/index.js';
 import { writeAll } from '../util/write-all.js';
 import type { KeyedHeader } from './session-keys.js';
 
@@ -38,6 +39,7 @@ export class ChunkEncoder {
   private writing: Promise<void> = Promise.resolve();
   private deflate: Transform | undefined;
   private draining: Promise<void> | undefined;
+  private behind: WriteBehind | undefined;
 
   constructor(
     path: string,
@@ -116,6 +118,9 @@ export class ChunkEncoder {
     // A write cut short (a full temp dir) is continued, so the real error (ENOSPC) is what surfaces.
     await writeAll(handle, batch, this.size);
     this.size += batch.reduce((n, b) => n + b.length, 0);
+    // Dirty pages of temp files waiting for upload would count against a pod's memory limit, and under
+    // cgroup v1 nothing writes them back in time (docs/ARCHITECTURE.md "Memory does not grow with the data").
+    (this.behind ??= new WriteBehind(handle.fd)).written(this.size);
   }
 
   /**

@@ -7,6 +7,7 @@ import { sealPacket } from '../crypto/seipd.js';
 import { encodeTrailer } from '../repo/content-codec.js';
 import { encodeBundle, encodeObjectHead, encodeSectionHead } from '../repo/index/blob-list.js';
 import { Layout } from '../repo/layout.js';
+import { WriteBehind } from '../platform/index.js';
 import type { ByteBudget } from '../util/byte-budget.js';
 import { writeAll } from '../util/write-all.js';
 import type { RunIndex } from './run-index.js';
@@ -17,6 +18,8 @@ interface OpenPack {
   id: string;
   path: string;
   handle: FileHandle;
+  /** A pack grows slowly to 16 MiB: its dirty pages would count against a pod's memory limit all that time (docs/ARCHITECTURE.md "Memory does not grow with the data"). */
+  behind: WriteBehind;
   size: number;
   key: KeyedHeader;
   /** The blob-list entries of its bundles, encoded as they are written (~36 bytes a blob). */
@@ -94,6 +97,7 @@ export class Packer {
     pack.bundles.push(encodeBundle(bundle));
     pack.blobs += blobs.length;
     pack.size += length;
+    pack.behind.written(pack.size);
     await this.index.located(blobs.map((b) => ({ id: b.id, loc: { kind: 'pack', objectId: pack.id, keyOffset: 0, bundleOffset: bundle.offset, bundleLength: length, blobOffset: b.offset, rawLength: b.length } })));
     if (pack.size >= this.packSize || pack.blobs >= MAX_BLOBS_PER_PACK) await this.finishPack();
   }
@@ -105,7 +109,7 @@ export class Packer {
     const key = await this.keys.next();
     const handle = await open(path, 'wx');
     await writeAll(handle, [key.header], 0);
-    this.pack = { id, path, handle, size: key.header.length, key, bundles: [], blobs: 0 };
+    this.pack = { id, path, handle, behind: new WriteBehind(handle.fd), size: key.header.length, key, bundles: [], blobs: 0 };
     return this.pack;
   }
 

@@ -3,6 +3,8 @@ import { describeOptions, loadConfig } from '../config/load.js';
 import type { schema } from '../config/schema.js';
 import { CancelledError, ExitCode, KbrackupError, describeError, signalExitCode } from '../errors.js';
 import { createLogger } from '../observe/log.js';
+import { mmapLargeAllocations } from '../platform/index.js';
+import { memoryLimit } from '../util/memory-limit.js';
 import type { CommandContext } from './context.js';
 import { PROGRAM_VERSION } from './version.js';
 
@@ -60,6 +62,9 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${PROGRAM_VERSION} (node ${process.version})\n`);
     return ExitCode.ok;
   }
+  // Before the command allocates: under a pod's memory limit, freed large buffers go back to the kernel
+  // instead of staying resident in glibc's heap (docs/ARCHITECTURE.md "Memory does not grow with the data").
+  if (memoryLimit() > 0) mmapLargeAllocations();
   const command = COMMANDS[name];
   let logger: Logger | undefined;
   let json = rest.includes('--json');

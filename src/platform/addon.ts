@@ -14,6 +14,8 @@ export interface Native {
   listxattr(subject: number | string | Buffer): Buffer | number;
   setxattr(subject: number | string | Buffer, name: string | Buffer, value: Uint8Array): number;
   strerror(errno: number): string;
+  startWriteback(fd: number, offset: number, length: number): number;
+  mmapThreshold(bytes: number): number;
   readonly SEEK_DATA: number;
   readonly SEEK_HOLE: number;
 }

@@ -1,6 +1,7 @@
 /**
  * What Linux file systems offer that Node's fs does not: the holes of sparse files (SEEK_DATA /
- * SEEK_HOLE) and extended attributes that never follow symlinks, through a small Node-API addon.
+ * SEEK_HOLE), extended attributes that never follow symlinks, writeback started as a file is written,
+ * and glibc's mmap threshold, through a small Node-API addon.
  *
  *   for (const { offset, length } of dataExtents(fd, stat.size)) ...read and store that range...
  *   for (const name of listXattrs(path)) attrs.push([name, getXattr(path, name)]);
@@ -17,3 +18,4 @@ export { withPath, withPathAsync } from './long-path.js';
 export { dataExtents, seekData, seekHole, sparseSupported, type Extent } from './sparse.js';
 export { fgetXattr, flistXattrs, fsetXattr, getXattr, listXattrs, readAllXattrs, setXattr, xattrSupported, type FilePath, type XattrName } from './xattr.js';
 export { fstatFd, lstatPath, type Lstat } from './lstat.js';
+export { mmapLargeAllocations, startWriteback, WriteBehind } from './memory.js';

@@ -1,6 +1,7 @@
 /*
- * The Linux calls Node's fs lacks: lseek with SEEK_DATA / SEEK_HOLE, and extended attributes that
- * never follow symlinks (l*xattr) or work on an open file (f*xattr).
+ * The Linux calls Node's fs lacks: lseek with SEEK_DATA / SEEK_HOLE, extended attributes that
+ * never follow symlinks (l*xattr) or work on an open file (f*xattr), sync_file_range to start the
+ * writeback of what was written, and glibc's mmap threshold (mallopt).
  *
  * Only Node-API is used, so one build loads in every Node from 20 on. System errors are returned,
  * not thrown, as the negative errno (a number where a Buffer was expected): the TypeScript side
@@ -9,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -17,6 +19,9 @@
 #include <sys/types.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <node_api.h>
 
@@ -196,19 +201,60 @@ static napi_value js_setxattr(napi_env env, napi_callback_info info) {
   return done == 0 ? number(env, 0) : last_errno(env);
 }
 
+/*
+ * The arguments (fd, integer, integer) of lseek and sync_file_range: 0, THROWN, or -errno for a value
+ * no call could take (the caller returns it as the result).
+ */
+static int get_fd_and_two(napi_env env, napi_callback_info info, int *fd, int64_t *first, const char *first_error, int64_t *second, const char *second_error) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return THROWN;
+  int rc = get_fd(env, argv[0], fd);
+  if (rc == 0) rc = get_integer(env, argv[1], first, first_error);
+  if (rc == 0) rc = get_integer(env, argv[2], second, second_error);
+  return rc;
+}
+
 /* lseek(fd, offset, whence): the new offset, or -errno. */
 static napi_value js_lseek(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  if (!get_args(env, info, 3, argv)) return NULL;
   int fd;
   int64_t offset, whence;
-  int rc = get_fd(env, argv[0], &fd);
-  if (rc == 0) rc = get_integer(env, argv[1], &offset, "offset must be a number");
-  if (rc == 0) rc = get_integer(env, argv[2], &whence, "whence must be a number");
-  if (rc == THROWN) return NULL;
-  if (rc < 0) return number(env, rc);
+  int rc = get_fd_and_two(env, info, &fd, &offset, "offset must be a number", &whence, "whence must be a number");
+  if (rc != 0) return rc == THROWN ? NULL : number(env, rc);
   off_t at = lseek(fd, (off_t)offset, (int)whence);
   return at >= 0 ? number(env, at) : last_errno(env);
+}
+
+/*
+ * sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE): starts writeback of the range's dirty
+ * pages (length 0: to the end of the file) and returns without waiting for it (nor for metadata, as
+ * fdatasync would); 0, or -errno.
+ */
+static napi_value js_start_writeback(napi_env env, napi_callback_info info) {
+  int fd;
+  int64_t offset, length;
+  int rc = get_fd_and_two(env, info, &fd, &offset, "offset must be a number", &length, "length must be a number");
+  if (rc != 0) return rc == THROWN ? NULL : number(env, rc);
+  return sync_file_range(fd, (off_t)offset, (off_t)length, SYNC_FILE_RANGE_WRITE) == 0 ? number(env, 0) : last_errno(env);
+}
+
+/*
+ * mallopt(M_MMAP_THRESHOLD, bytes): allocations of at least `bytes` get their own mapping, returned to
+ * the kernel when freed. Setting it also stops glibc from raising the threshold after each large free
+ * (up to 32 MiB), which otherwise serves later large buffers from the heap, where freed ones stay
+ * resident. 1 when set; 0 where the C library is not glibc or refuses the value.
+ */
+static napi_value js_mmap_threshold(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int64_t bytes;
+  int rc = get_integer(env, argv[0], &bytes, "bytes must be a number");
+  if (rc == THROWN) return NULL;
+  if (rc < 0 || bytes < 0 || bytes > INT_MAX) return number(env, 0);
+#ifdef __GLIBC__
+  return number(env, mallopt(M_MMAP_THRESHOLD, (int)bytes));
+#else
+  return number(env, 0);
+#endif
 }
 
 /* The fields lstat_into writes, in order; doubles hold each exactly (inode and device as two 32-bit halves). */
@@ -287,6 +333,8 @@ NAPI_MODULE_INIT() {
   export_function(env, exports, "lseek", js_lseek);
   export_function(env, exports, "statInto", js_stat_into);
   export_function(env, exports, "strerror", js_strerror);
+  export_function(env, exports, "startWriteback", js_start_writeback);
+  export_function(env, exports, "mmapThreshold", js_mmap_threshold);
   napi_set_named_property(env, exports, "SEEK_DATA", number(env, SEEK_DATA));
   napi_set_named_property(env, exports, "SEEK_HOLE", number(env, SEEK_HOLE));
   return exports;

@@ -2,7 +2,7 @@ import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { closeSync, fchmodSync, fchownSync, futimesSync, lchownSync, lutimesSync, openSync, renameSync, rmSync, symlinkSync, writeSync } from 'node:fs';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { IntegrityError } from '../errors.js';
-import { withPath, withPathAsync } from '../platform/index.js';
+import { startWriteback, withPath, withPathAsync, WriteBehind } from '../platform/index.js';
 import type { DirEntry, FileEntry, SymlinkEntry } from '../repo/tree/entry.js';
 import { childPath, displayName, toBytes, type ByteString } from '../repo/tree/names.js';
 import { writeAll } from '../util/write-all.js';
@@ -85,6 +85,9 @@ export function writeWholeFile(dir: ByteString, path: ByteString, entry: FileEnt
   const fd = withPath(toBytes(temp), (p) => openSync(p, 'wx', 0o600));
   try {
     for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done, done);
+    // Restored files are not read again: their dirty pages, thousands of small files' worth, would only
+    // hold a pod's memory limit (docs/ARCHITECTURE.md "Memory does not grow with the data"). 0: the whole file.
+    if (bytes.length > 0) startWriteback(fd, 0, 0);
     applyFileMeta(fd, path, entry, xattrs);
   } catch (err) {
     closeSync(fd);
@@ -116,11 +119,14 @@ export class LargeFileWriter {
   private handle: FileHandle | undefined;
   private readonly hash: Hash | undefined;
   private position = 0;
-  private writes: Promise<unknown>[] = [];
+  /** Writes in flight, in file order, each resolving to where it ends. */
+  private writes: Promise<number>[] = [];
   /** Verified pieces not written yet, and where they start: written together, one call per ~512 KiB. */
   private pending: Buffer[] = [];
   private pendingAt = 0;
   private pendingBytes = 0;
+  /** Restored files are not read again: their dirty pages would only hold a pod's memory limit (see writeWholeFile). */
+  private behind: WriteBehind | undefined;
 
   constructor(
     private readonly dir: ByteString,
@@ -135,6 +141,7 @@ export class LargeFileWriter {
 
   async openFile(): Promise<void> {
     this.handle = await withPathAsync(toBytes(this.temp), (p) => open(p, 'wx', 0o600));
+    this.behind = new WriteBehind(this.handle.fd);
   }
 
   /**
@@ -160,12 +167,14 @@ export class LargeFileWriter {
   /** Start writing the gathered pieces; waits while two writes are in flight. */
   private async flush(): Promise<void> {
     if (this.pendingBytes === 0) return;
-    const write = writeAll(this.handle!, this.pending, this.pendingAt);
+    const end = this.pendingAt + this.pendingBytes;
+    const write = writeAll(this.handle!, this.pending, this.pendingAt).then(() => end);
     write.catch(() => undefined);
     this.writes.push(write);
     this.pending = [];
     this.pendingBytes = 0;
-    if (this.writes.length >= 2) await this.writes.shift();
+    // The oldest write ending means every byte before its end is written (holes apart).
+    if (this.writes.length >= 2) this.behind!.written(await this.writes.shift()!);
   }
 
   /** Skip a hole of `length` bytes (only files without a recorded hash have holes). */

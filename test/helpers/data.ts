@@ -1,5 +1,7 @@
 import { createHash, createCipheriv } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { join } from 'node:path';
 
 /** Write `size` bytes of deterministic pseudo-random data (AES-CTR keystream of `seed`), in 8 MiB blocks. */
 export async function writePseudoRandom(path: string, size: number, seed = 'kbrackup'): Promise<void> {
@@ -29,4 +31,15 @@ export async function sha256File(path: string): Promise<string> {
     await handle.close().catch(() => undefined);
   }
   return hash.digest('hex');
+}
+
+/** Every file under a folder with its SHA-256, by path relative to it, for comparing trees. */
+export function digestTree(dir: string, prefix = ''): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const entry of readdirSync(join(dir, prefix), { withFileTypes: true })) {
+    const rel = join(prefix, entry.name);
+    if (entry.isDirectory()) for (const [k, v] of digestTree(dir, rel)) out.set(k, v);
+    else out.set(rel, createHash('sha256').update(readFileSync(join(dir, rel))).digest('hex'));
+  }
+  return out;
 }

@@ -1,9 +1,10 @@
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, open, opendir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, opendir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { NotFoundError, TargetError, describeError } from '../../errors.js';
+import { writeAll } from '../../util/write-all.js';
 import type { ByteRange, ObjectInfo, PutSource, Target } from '../target.js';
 
 /** Objects in flight carry this prefix so listings and readers never see half-written files. */
@@ -19,15 +20,50 @@ async function syncFile(path: string): Promise<void> {
   }
 }
 
-/** Make `from` durable and rename it to `to`; false when they are on different filesystems. */
-async function syncAndMove(from: string, to: string): Promise<boolean> {
-  await syncFile(from);
+/** Move `from` to `to` with one rename; false when they are on different filesystems (or mounts). */
+async function moveWithin(from: string, to: string): Promise<boolean> {
   try {
     await rename(from, to);
     return true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EXDEV') return false;
     throw err;
+  }
+}
+
+/**
+ * Bytes of a copy written between two fdatasyncs. A pod's page cache counts against its memory limit,
+ * and under cgroup v1 the kernel does not hold a writer back by its dirty pages (docs/ARCHITECTURE.md
+ * "Memory does not grow with the data"): copying a 16 MiB pack at once left that much unreclaimable
+ * at the end of a backup inside 64 MiB.
+ */
+const COPY_WINDOW = 2 * 1024 * 1024;
+/** Bytes read and written at once by a copy: few async calls, little memory. */
+const COPY_BUFFER = 512 * 1024;
+
+/** Copy `from` into the new file `to`, flushing it to disk a window at a time. */
+async function copyFlushed(from: string, to: string): Promise<void> {
+  const input = await open(from, 'r');
+  try {
+    const output = await open(to, 'wx');
+    try {
+      const buf = Buffer.allocUnsafe(COPY_BUFFER);
+      let flushed = 0;
+      for (let pos = 0; ; ) {
+        const { bytesRead } = await input.read(buf, 0, buf.length, pos);
+        if (bytesRead === 0) break;
+        await writeAll(output, [buf.subarray(0, bytesRead)], pos);
+        pos += bytesRead;
+        if (pos - flushed >= COPY_WINDOW) {
+          await output.datasync();
+          flushed = pos;
+        }
+      }
+    } finally {
+      await output.close();
+    }
+  } finally {
+    await input.close();
   }
 }
 
@@ -81,18 +117,17 @@ export class FilesystemTarget implements Target {
   private async store(name: string, source: PutSource): Promise<void> {
     const final = this.path(name);
     const dir = dirname(final);
-    let temp: string | undefined;
+    const temp = join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
     try {
       await this.ensureDir(dir);
-      // A file the caller gives up is made durable where it lies and moved in with a single rename.
-      if ('file' in source && source.consumable && (await syncAndMove(source.file, final))) return;
-      temp = join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
-      if ('file' in source) await copyFile(source.file, temp);
-      else await writeFile(temp, source.bytes);
+      if ('bytes' in source) await writeFile(temp, source.bytes);
+      // A file the caller gives up is moved in where it lies on this filesystem, else copied; either
+      // way it is made durable under the temp name, so the object's own name appears only complete.
+      else if (!(source.consumable && (await moveWithin(source.file, temp)))) await copyFlushed(source.file, temp);
       await syncFile(temp);
       await rename(temp, final);
     } catch (err) {
-      if (temp !== undefined) await rm(temp, { force: true }).catch(() => undefined);
+      await rm(temp, { force: true }).catch(() => undefined);
       throw err;
     }
   }
