@@ -45,6 +45,8 @@ describe('container image (podman)', { timeout: 15 * 60_000 }, () => {
     '-e', 'KBRACKUP_CREDENTIALS=/etc/kbrackup/credentials/backup.cred',
     '-e', `KBRACKUP_TEMP_LIMIT=${chartTempLimit()}`,
     '-e', 'KBRACKUP_SOURCE=app',
+    // As the chart sets it: the namespace, not the pod's (here the container's) own hostname.
+    '-e', 'KBRACKUP_HOSTNAME=apps',
     '-e', `NODE_OPTIONS=${nodeOptions} --import=/probe/probe.mjs`,
   ];
 
@@ -198,9 +200,8 @@ describe('container image (podman)', { timeout: 15 * 60_000 }, () => {
     fillRandom(join(dirs.src, 'big.bin'), 8 * 1024 * 1024);
     const backup = await runContainer([...backupPod(), IMAGE, 'backup', '/data']);
     assert.equal(backup.code, 0, backup.stderr);
-    // Grouped by source only: every container, like every pod of a CronJob, has a hostname of its own,
-    // so the default grouping (source,host) would make each snapshot a group that keeps it.
-    const prune = await runContainer([...maintenancePod(), '-e', 'KBRACKUP_KEEP_LAST=1', '-e', 'KBRACKUP_GRACE=0s', '-e', 'KBRACKUP_GROUP_BY=source', IMAGE, 'forget', '--prune', '--json']);
+    // The chart's default grouping (source,host) works because backups record the namespace as host.
+    const prune = await runContainer([...maintenancePod(), '-e', 'KBRACKUP_KEEP_LAST=1', '-e', 'KBRACKUP_GRACE=0s', '-e', 'KBRACKUP_GROUP_BY=source,host', IMAGE, 'forget', '--prune', '--json']);
     assert.equal(prune.code, 0, `forget --prune failed (137 = OOM-killed at ${chartMemoryLimitMiB()} MiB):\n${prune.stderr}`);
     const stats = JSON.parse(prune.stdout.trim().split('\n').at(-1)!) as { message_type: string; objects: { delete: number } };
     assert.equal(stats.message_type, 'prune_summary', prune.stdout);

@@ -69,8 +69,8 @@ function checkPod(pod: Obj, component: string): void {
   }
 }
 
-/** What every backup Job (from a CronJob, a snapshot plan or applied by CI) must look like. */
-function checkBackupJob(jobSpec: Obj): void {
+/** What every backup Job (from a CronJob, a snapshot plan or applied by CI) must look like; `namespace`: where it runs, when the host is written as a value. */
+function checkBackupJob(jobSpec: Obj, namespace?: string): void {
   assert.ok(jobSpec.backoffLimit <= 2, 'a retry repeats a big upload');
   assert.ok(jobSpec.activeDeadlineSeconds > 0);
   const pod = jobSpec.template;
@@ -79,6 +79,10 @@ function checkBackupJob(jobSpec: Obj): void {
   const partialIsFailure = env(c, 'KBRACKUP_PARTIAL_EXIT_CODE')?.value !== '0';
   assert.deepEqual(jobSpec.podFailurePolicy.rules, FAILURE_RULES(partialIsFailure), 'exit 3 fails the Job at once exactly when it is not turned into 0');
   assert.equal(c.args[0], 'backup');
+  // Each pod has a hostname of its own: with it as the snapshots' host, forget's grouping by source and host would keep everything.
+  const host = env(c, 'KBRACKUP_HOSTNAME');
+  if (host?.valueFrom) assert.equal(host.valueFrom.fieldRef?.fieldPath, 'metadata.namespace', "backups record the namespace as host, not the pod's hostname");
+  else assert.equal(host?.value, namespace ?? 'the namespace', "backups record the namespace as host, not the pod's hostname");
   const root = c.args.at(-1) as string;
   for (const m of c.volumeMounts as Obj[]) {
     if (m.name.startsWith('source-')) assert.ok(m.mountPath.startsWith(`${root}/`), `${m.mountPath} is below the backed-up ${root}`);
@@ -129,7 +133,7 @@ function checkCronJob(cron: Obj): void {
     checkPod(job.template, 'snapshot');
     return;
   }
-  checkBackupJob(job);
+  checkBackupJob(job, cron.metadata.namespace);
   assert.equal(env(container(cron), 'CRONJOB_NAME')?.value, cron.metadata.name);
 }
 
@@ -381,7 +385,7 @@ describe('Helm chart', () => {
     const [configMap] = byKind(r, 'ConfigMap');
     const plan = validatePlan(JSON.parse(configMap!.data['plan.json']), 'rendered plan');
     assert.deepEqual(plan.snapshots, [{ volume: 'source-pgdata', persistentVolumeClaim: 'pg-data', volumeSnapshotClassName: 'csi-snapclass', storageClassName: undefined }]);
-    checkBackupJob(plan.job.spec as Obj);
+    checkBackupJob(plan.job.spec as Obj, 'backup');
     const job = plan.job as Obj;
     await validateK8s({ ...job, metadata: { ...job.metadata, name: 'x' } });
     assert.equal(job.metadata.labels.team, 'shop', 'commonLabels');

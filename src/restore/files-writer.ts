@@ -5,8 +5,12 @@ import { IntegrityError } from '../errors.js';
 import { startWriteback, withPath, withPathAsync, WriteBehind } from '../platform/index.js';
 import type { DirEntry, FileEntry, SymlinkEntry } from '../repo/tree/entry.js';
 import { childPath, displayName, toBytes, type ByteString } from '../repo/tree/names.js';
+import { memoryLimit } from '../util/memory-limit.js';
 import { writeAll } from '../util/write-all.js';
 import type { XattrWriter } from './xattrs.js';
+
+/** Whether a memory limit (a pod's) applies: small restored files then start their writeback at once. */
+const UNDER_MEMORY_LIMIT = memoryLimit() > 0;
 
 /** Restoring as root: owners are restored by number; otherwise files belong to the running user (as restic does). */
 const isRoot = process.getuid?.() === 0;
@@ -86,8 +90,9 @@ export function writeWholeFile(dir: ByteString, path: ByteString, entry: FileEnt
   try {
     for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done, done);
     // Restored files are not read again: their dirty pages, thousands of small files' worth, would only
-    // hold a pod's memory limit (docs/ARCHITECTURE.md "Memory does not grow with the data"). 0: the whole file.
-    if (bytes.length > 0) startWriteback(fd, 0, 0);
+    // hold a pod's memory limit (docs/ARCHITECTURE.md "Memory does not grow with the data"). 0: the whole
+    // file. Without a limit the kernel's own writeback gathers many small files into fewer writes.
+    if (bytes.length > 0 && UNDER_MEMORY_LIMIT) startWriteback(fd, 0, 0);
     applyFileMeta(fd, path, entry, xattrs);
   } catch (err) {
     closeSync(fd);

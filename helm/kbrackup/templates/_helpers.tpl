@@ -177,6 +177,9 @@ kbrackup.io/backup-set: {{ .set }}
 - name: KBRACKUP_KUBERNETES
   value: {{ and .root.Values.kubernetesIntegration (eq (include "kbrackup.holdsLease" .component) "true") | ternary "auto" "off" | quote }}
 {{- if eq .component "backup" }}
+{{- /* Every pod of a CronJob has a hostname of its own: snapshots record the namespace instead (as k8up does), so retention groups by source and host keep working. */}}
+- name: KBRACKUP_HOSTNAME
+  value: {{ .root.Release.Namespace | quote }}
 - name: KBRACKUP_PARTIAL_EXIT_CODE
   value: {{ $s.partialIsFailure | ternary "3" "0" | quote }}
 {{- end }}
