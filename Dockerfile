@@ -46,9 +46,12 @@ COPY --from=build /src/dist ./dist
 # The V8 heap is capped so that backup and restore fit a 64 MiB memory limit (measured in
 # test/container.test.ts); the Helm chart derives it from the pod's memory limit instead. A 1 MiB young
 # generation keeps short-lived chunk buffers from piling up: peak RSS ~77 instead of ~100 MiB, and steady.
+# MALLOC_ARENA_MAX: glibc gives every thread (libuv's pool, the chunk thread) malloc arenas of its own;
+# two arenas cut a 120,000-file backup's anonymous memory from 54-56 to 43-53 MiB inside 64 MiB.
 # PATH: node lives in /nodejs/bin in distroless images, /usr/local/bin in node:* images.
 ENV NODE_ENV=production \
     NODE_OPTIONS="--max-old-space-size=24 --max-semi-space-size=1" \
+    MALLOC_ARENA_MAX=2 \
     KBRACKUP_TEMP_DIR=/tmp/kbrackup \
     PATH=/nodejs/bin:/usr/local/bin:/usr/bin:/bin
 # Numeric, so runAsNonRoot can verify it without a passwd entry.

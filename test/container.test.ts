@@ -226,6 +226,9 @@ describe('container image (podman)', { timeout: 15 * 60_000 }, () => {
     '-e', 'KBRACKUP_KEY=/etc/kbrackup/key/owner.key.asc',
   ];
 
+  /** Mounts and env of the chart's maintenance and check pods: a backup pod's, without the source volume. */
+  const maintenancePod = (): string[] => backupPod().filter((arg, i, all) => arg !== `${dirs.src}:/data/app:ro` && all[i + 1] !== `${dirs.src}:/data/app:ro`);
+
   before(() => {
     try {
       execFileSync('podman', ['--version'], { stdio: 'ignore' });
@@ -369,5 +372,26 @@ describe('container image (podman)', { timeout: 15 * 60_000 }, () => {
     assert.equal(restore.code, 0, restore.stderr);
     const expected = new Map([...digestTree(dirs.src)].filter(([k]) => k.startsWith('docs/')));
     assert.deepEqual(digestTree(join(dirs.restore, 'app')), expected);
+  });
+
+  test('maintenance at the chart memory limit: forget --prune and check, with the backup credentials only', async (t: TestContext) => {
+    rmSync(join(dirs.src, 'more.bin'), { force: true });
+    rmSync(join(dirs.src, 'big.bin'));
+    fillRandom(join(dirs.src, 'big.bin'), 8 * 1024 * 1024);
+    const backup = await run([...backupPod(), IMAGE, 'backup', '/data']);
+    assert.equal(backup.code, 0, backup.stderr);
+    const prune = await run([...maintenancePod(), '-e', 'KBRACKUP_KEEP_LAST=1', '-e', 'KBRACKUP_GRACE=0s', IMAGE, 'forget', '--prune', '--json']);
+    assert.equal(prune.code, 0, `forget --prune failed (137 = OOM-killed at ${chartMemoryLimitMiB()} MiB):\n${prune.stderr}`);
+    const stats = JSON.parse(prune.stdout.trim().split('\n').at(-1)!) as { message_type: string; objects: { delete: number } };
+    assert.equal(stats.message_type, 'prune_summary');
+    assert.ok(stats.objects.delete > 0, 'the 48 MiB file of the forgotten snapshot is gone');
+    const check = await run([...maintenancePod(), IMAGE, 'check']);
+    assert.equal(check.code, 0, check.stdout + check.stderr);
+    assert.match(check.stdout, /no problems found/);
+    rmSync(join(dirs.restore, 'app'), { recursive: true, force: true });
+    const restore = await run([...restorePod(), IMAGE, 'restore', 'latest', '--target', '/restore']);
+    assert.equal(restore.code, 0, restore.stderr);
+    assert.deepEqual(digestTree(join(dirs.restore, 'app')), digestTree(dirs.src));
+    t.diagnostic(`forget --prune: cgroup peak (rss+shmem) ${prune.peakMiB ?? 'n/a'} MiB; check: ${check.peakMiB ?? 'n/a'} MiB`);
   });
 });

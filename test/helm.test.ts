@@ -94,6 +94,23 @@ function parseMi(q: string | undefined): number {
   return Number(m[1]) * (m[2] === 'Gi' ? 1024 : 1);
 }
 
+/** What every maintenance and check CronJob must look like: a backup's hardening, no source volumes, the lock-holder's Lease. */
+function checkMaintenanceJob(cron: Obj, component: 'maintenance' | 'check'): void {
+  const job = cron.spec.jobTemplate.spec;
+  checkPod(job.template, component);
+  const c = container(cron);
+  assert.ok(component === 'check' ? c.args[0] === 'check' : ['forget', 'prune'].includes(c.args[0]), `${component} runs ${c.args[0]}`);
+  assert.deepEqual(job.podFailurePolicy.rules, [
+    { action: 'FailJob', onExitCodes: { containerName: 'kbrackup', operator: 'In', values: [10, 12] } },
+    { action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] },
+  ]);
+  assert.ok(job.backoffLimit <= 2 && job.activeDeadlineSeconds > 0);
+  assert.equal(env(c, 'KBRACKUP_CREDENTIALS')?.value, '/etc/kbrackup/credentials/backup.cred');
+  assert.equal(env(c, 'CRONJOB_NAME')?.value, cron.metadata.name);
+  assert.equal(job.template.spec.automountServiceAccountToken, env(c, 'KBRACKUP_KUBERNETES')?.value !== 'off', 'a token exactly when it takes the Lease');
+  assert.ok(!(job.template.spec.volumes as Obj[]).some((v) => v.name.startsWith('source-')), 'maintenance mounts no source volume');
+}
+
 function checkCronJob(cron: Obj): void {
   assert.ok(cron.metadata.name.length <= 52, 'the Job name adds 11 characters');
   assert.match(cron.metadata.name, DNS_LABEL);
@@ -103,6 +120,11 @@ function checkCronJob(cron: Obj): void {
   assert.equal(typeof cron.spec.failedJobsHistoryLimit, 'number');
   assert.equal(typeof cron.spec.suspend, 'boolean');
   const job = cron.spec.jobTemplate.spec;
+  const component = cron.metadata.labels['app.kubernetes.io/component'];
+  if (component === 'maintenance' || component === 'check') {
+    checkMaintenanceJob(cron, component);
+    return;
+  }
   if (container(cron).args[0] === 'snapshot-backup') {
     checkPod(job.template, 'snapshot');
     return;
@@ -466,11 +488,57 @@ describe('Helm chart', () => {
     assert.match(renderError(`${minimal}\nresources: {limits: {memory: 64mb}}\n`), /"64mb" is not a memory quantity such as 64Mi, 1Gi or 128M/);
   });
 
+  test('maintenance: forget --prune with the retention values and a check, one CronJob of each per repository, with keys that may delete', async () => {
+    const r = render(join(CI, 'maintenance-values.yaml'));
+    await checkRender(r);
+    const crons = byKind(r, 'CronJob');
+    const of = (component: string) => crons.filter((c) => c.metadata.labels['app.kubernetes.io/component'] === component);
+    assert.equal(of('backup').length, 2);
+    const [first, second, ...more] = of('maintenance');
+    assert.equal(more.length, 0, 'two repositories, two maintenance CronJobs');
+    assert.deepEqual([first, second].map((c) => env(container(c!), 'KBRACKUP_REPO')?.value).sort(), ['s3://backups/cluster-a', 's3://backups/media']);
+    for (const cron of [first!, second!]) {
+      assert.match(cron.metadata.name, /^kb-kbrackup-maintenance-[0-9a-f]{8}$/);
+      assert.equal(cron.spec.schedule, '45 3 * * *');
+      const c = container(cron);
+      assert.deepEqual(c.args, ['forget', '--prune']);
+      const value = (name: string) => env(c, name)?.value;
+      assert.deepEqual(['DAILY', 'WEEKLY', 'MONTHLY', 'TAGS'].map((k) => value(`KBRACKUP_KEEP_${k}`)), ['14', '8', 'unlimited', 'keep,release']);
+      assert.equal(value('KBRACKUP_KEEP_LAST'), undefined, 'an empty rule is not passed');
+      assert.deepEqual([value('KBRACKUP_GROUP_BY'), value('KBRACKUP_GRACE'), value('KBRACKUP_MAX_UNUSED'), value('KBRACKUP_NO_REPACK')], ['source,host', '24h', '10%', 'true']);
+      assert.deepEqual(env(c, 'AWS_ACCESS_KEY_ID')?.valueFrom, { secretKeyRef: { name: 'kbrackup-s3-maintenance', key: 'AWS_ACCESS_KEY_ID' } }, 'the keys that may delete, not the backup keys');
+      assert.equal(value('KBRACKUP_KUBERNETES'), 'auto', 'it holds the repository Lease like a backup');
+      assert.equal(value('NODE_OPTIONS'), '--max-old-space-size=48 --max-semi-space-size=1', 'its own memory limit, the heap follows');
+      assert.equal(podSpec(cron).volumes.find((v: Obj) => v.name === 'temp').emptyDir.sizeLimit, '2Gi');
+    }
+    const checks = of('check');
+    assert.equal(checks.length, 2);
+    const c = container(checks[0]!);
+    assert.deepEqual(c.args, ['check']);
+    assert.equal(env(c, 'KBRACKUP_READ_DATA_SUBSET')?.value, '5%');
+    assert.equal(env(c, 'KBRACKUP_KEY')?.value, '/etc/kbrackup/key/owner.key.asc');
+    assert.equal(env(c, 'AWS_ACCESS_KEY_ID')?.valueFrom.secretKeyRef.name, 'kbrackup-s3-backup', 'check reads and only removes its own lock: the backup keys do');
+    assert.equal(podSpec(checks[0]!).volumes.find((v: Obj) => v.name === 'key').secret.secretName, 'kbrackup-owner-key');
+    assert.equal(checks[0]!.spec.jobTemplate.spec.backoffLimit, 0);
+    // The Role already names both repositories' Leases: maintenance takes the same ones.
+    assert.deepEqual(byKind(r, 'Role')[0]!.rules, backupRules(leasesOf(mergedValues(join(CI, 'maintenance-values.yaml')))));
+
+    // A filesystem repository: one CronJob without a hash; no retention rule means prune only; the PVC is writable; no key without a subset.
+    const fs = render(valuesFile(`${minimal}\nmaintenance: {enabled: true, keepDaily: "", keepWeekly: "", keepMonthly: ""}\ncheck: {enabled: true}\n`));
+    await checkRender(fs);
+    const [maintenance] = byKind(fs, 'CronJob').filter((x) => x.metadata.name === 'kb-kbrackup-maintenance');
+    assert.deepEqual(container(maintenance!).args, ['prune']);
+    assert.deepEqual((container(maintenance!).volumeMounts as Obj[]).find((m) => m.name === 'repository'), { name: 'repository', mountPath: '/repository', readOnly: false });
+    const [check] = byKind(fs, 'CronJob').filter((x) => x.metadata.name === 'kb-kbrackup-check');
+    assert.equal(env(container(check!), 'KBRACKUP_KEY'), undefined);
+    assert.ok(!(podSpec(check!).volumes as Obj[]).some((v) => v.name === 'key'));
+  });
+
   test('values.schema.json accepts every example and the defaults, and rejects mistakes', () => {
     const schema = JSON.parse(readFileSync(join(CHART, 'values.schema.json'), 'utf8'));
     // strictRequired off: `oneOf: [{required: [a]}, {required: [b]}]` is the standard way to say "exactly one of".
     const validate = new Ajv({ allErrors: true, strict: true, strictRequired: false }).compile(schema);
-    for (const file of ['', 'minimal-values.yaml', 's3-values.yaml', 'sftp-values.yaml', 'restore-values.yaml', 'snapshot-values.yaml']) {
+    for (const file of ['', 'minimal-values.yaml', 's3-values.yaml', 'sftp-values.yaml', 'restore-values.yaml', 'snapshot-values.yaml', 'maintenance-values.yaml']) {
       const values = mergedValues(...(file ? [join(CI, file)] : []));
       assert.ok(validate(values), `${file || 'defaults'}: ${JSON.stringify(validate.errors)}`);
     }
@@ -497,6 +565,13 @@ describe('Helm chart', () => {
       ['server-side encryption', { ...base, repository: { ...base.repository, s3: { ...base.repository.s3, sse: 'rot13' } } }],
       ['partialIsFailure as a string', { ...base, partialIsFailure: 'yes' }],
       ['alert age below a minute', { ...base, metrics: { ...base.metrics, maxAgeSeconds: 5 } }],
+      ['keep count in words', { ...base, maintenance: { ...base.maintenance, keepDaily: 'seven' } }],
+      ['keep-within in weeks', { ...base, maintenance: { ...base.maintenance, keepWithin: '2w' } }],
+      ['unknown group-by field', { ...base, maintenance: { ...base.maintenance, groupBy: 'source,color' } }],
+      ['grace without a unit', { ...base, maintenance: { ...base.maintenance, prune: { ...base.maintenance.prune, grace: '1 day' } } }],
+      ['max-unused in words', { ...base, maintenance: { ...base.maintenance, prune: { ...base.maintenance.prune, maxUnused: 'five percent' } } }],
+      ['unknown key in maintenance', { ...base, maintenance: { ...base.maintenance, keepForever: true } }],
+      ['read-data subset without %', { ...base, check: { ...base.check, readDataSubset: '5' } }],
     ];
     for (const [what, values] of bad) assert.equal(validate(values), false, `schema rejects: ${what}`);
   });
@@ -512,6 +587,10 @@ describe('Helm chart', () => {
     assert.match(renderError(minimal.replace('    sources:\n', '    sources:\n      - {name: data, persistentVolumeClaim: other}\n')), /backup set "app": the source name "data" is used twice; each source is a volume of its own/);
     assert.match(renderError(`${minimal}\ntemp: {sizeLimit: 1Gi, limit: 1Gi}\n`), /temp\.limit 1Gi must be below temp\.sizeLimit 1Gi: the on-disk chunk index and file lists live in the emptyDir too/);
     assert.match(renderError(`${minimal}\nmetrics: {serviceMonitor: {enabled: true}}\n`), /metrics\.serviceMonitor\.selector: the labels of the Pushgateway's Service/);
+    const s3 = readFileSync(join(CI, 's3-values.yaml'), 'utf8');
+    assert.match(renderError(`${s3}\nmaintenance: {enabled: true}\n`), /maintenance\.s3\.existingSecret is required: a Secret with S3 keys that may delete/);
+    assert.match(renderError(`${minimal}\ncheck: {enabled: true, readDataSubset: 5%}\n`), /check\.key\.existingSecret is required with check\.readDataSubset/);
+    assert.match(renderError('maintenance: {enabled: true}\n'), /maintenance\.enabled needs a backup set/);
   });
 
   test('the chart README documents every top-level value', () => {
@@ -554,6 +633,31 @@ describe('plain manifests (k8s/)', () => {
     for (const { name } of container(cron).env as Obj[]) assert.ok(env(container(chartCron), name), `the chart sets ${name} too`);
     const chartDefault = container(byKind(render(join(CI, 'minimal-values.yaml')), 'CronJob')[0]!);
     assert.equal(env(container(cron), 'NODE_OPTIONS')?.value, env(chartDefault, 'NODE_OPTIONS')?.value);
+  });
+
+  test('kustomize builds k8s/maintenance: forget --prune and check of the base\'s repository, like the chart renders them', async () => {
+    const docs = kustomize(join(dir, 'maintenance'));
+    assert.deepEqual(docs.map((d) => `${d.kind}/${d.metadata.name}`).sort(), ['CronJob/kbrackup-check', 'CronJob/kbrackup-maintenance']);
+    const base = kustomize(dir);
+    const backupCron = base.find((d) => d.kind === 'CronJob')!;
+    const s3 = readFileSync(join(CI, 's3-values.yaml'), 'utf8');
+    const chart = byKind(render(valuesFile(`${s3}\nmaintenance: {enabled: true, s3: {existingSecret: s3-maintenance}}\ncheck: {enabled: true}\n`)), 'CronJob');
+    for (const cron of docs) {
+      await validateK8s(cron);
+      assert.equal(cron.metadata.namespace, 'backup');
+      checkCronJob(cron);
+      const c = container(cron);
+      assert.equal(env(c, 'KBRACKUP_REPO')?.value, env(container(backupCron), 'KBRACKUP_REPO')?.value, 'the base\'s repository, so the base Role names its Lease');
+      assert.equal(podSpec(cron).serviceAccountName, podSpec(backupCron).serviceAccountName);
+      assert.deepEqual(c.securityContext, container(backupCron).securityContext);
+      const component = cron.metadata.labels['app.kubernetes.io/component'];
+      const rendered = container(chart.find((x) => x.metadata.labels['app.kubernetes.io/component'] === component)!);
+      for (const { name } of c.env as Obj[]) assert.ok(env(rendered, name), `the chart sets ${name} too`);
+    }
+    const maintenance = container(docs.find((d) => d.metadata.name === 'kbrackup-maintenance')!);
+    assert.deepEqual(maintenance.args, ['forget', '--prune']);
+    assert.equal(env(maintenance, 'AWS_ACCESS_KEY_ID')?.valueFrom.secretKeyRef.name, 'kbrackup-s3-maintenance', 'keys that may delete');
+    assert.equal(env(container(docs.find((d) => d.metadata.name === 'kbrackup-check')!), 'AWS_ACCESS_KEY_ID')?.valueFrom.secretKeyRef.name, 'kbrackup-s3');
   });
 
   test('an overlay in another namespace binds the ServiceAccount of that namespace (no hard-coded subject namespace)', () => {

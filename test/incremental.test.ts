@@ -7,14 +7,14 @@ import { encodeBlobList } from '../src/repo/index/blob-list.js';
 import { openRepository } from '../src/repo/keyring.js';
 import { FilesystemTarget } from '../src/targets/filesystem/filesystem.js';
 import { syntheticEntries } from './fixtures/synthetic-index.js';
-import { POD_NODE_ARGS, runCli, summaryOf } from './helpers/cli.js';
+import { POD, runCli, summaryOf } from './helpers/cli.js';
 import { sha256File, writePseudoRandom } from './helpers/data.js';
 import { expectCode, makeFixture, type Fixture } from './helpers/repo.js';
 
 const MiB = 1024 * 1024;
 
 async function backup(fx: Fixture, path: string, extra: string[] = []) {
-  const result = expectCode(await runCli(['backup', '--repo', fx.repo, '--credentials', fx.cred, '--json', ...extra, path], { nodeArgs: POD_NODE_ARGS }), 0);
+  const result = expectCode(await runCli(['backup', '--repo', fx.repo, '--credentials', fx.cred, '--json', ...extra, path], POD), 0);
   return { summary: summaryOf(result.stdout), peakRss: result.peakRss };
 }
 

@@ -118,7 +118,7 @@ describe('retrying target', () => {
     const failing = new FailingTarget(plain, { get: 2, head: 2, delete: 2, prepare: 2 });
     const { target, retries } = retrying(failing);
     assert.equal((await buffer(await target.get('existing'))).toString(), 'hello');
-    assert.deepEqual(await target.head('existing'), { name: 'existing', size: 5 });
+    assert.equal((await target.head('existing'))?.size, 5);
     await target.prepare();
     await target.delete('absent');
     assert.deepEqual(failing.calls, { put: 0, get: 3, head: 3, list: 0, delete: 3, prepare: 3 });

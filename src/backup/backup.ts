@@ -175,7 +175,7 @@ function fileEntryOf(item: WalkItem, size: number, sha256: string | undefined, c
 /** A step of the ordered result stream: a folder starts, an entry is (being) made, a folder ends. */
 type Job =
   | { kind: 'open'; dir: Omit<DirEntry, 'tree'>; previous: TreeEntry | undefined }
-  | { kind: 'entry'; entry: Promise<TreeEntry | undefined>; small: boolean; settled: boolean }
+  | { kind: 'entry'; entry: Promise<TreeEntry | undefined>; item?: WalkItem; settled: boolean }
   | { kind: 'close' };
 
 /** One backup run: its budget, queues and counters, and the steps that use them. */
@@ -273,8 +273,8 @@ class BackupRun {
         const id = await this.trees.close();
         if (this.trees.depth === 0) rootId = id;
       } else {
-        // A small file's batch may still be gathering: read it now rather than wait for it to fill.
-        if (job.small && !job.settled) await this.small.flush();
+        // A small file's batch may still be gathering: send it now rather than wait for it to fill.
+        if (!job.settled && job.item && this.small.isQueued(job.item)) void this.small.flush().catch(() => undefined);
         const entry = await job.entry;
         if (entry) await this.trees.add(entry);
       }
@@ -314,13 +314,12 @@ class BackupRun {
         this.previous?.enter(prev);
         return { kind: 'open', dir: { type: 'dir', ...base }, previous: prev };
       case 'symlink':
-        return { kind: 'entry', entry: Promise.resolve({ type: 'symlink', ...base, linkTarget: item.linkTarget ?? '' }), small: false, settled: true };
+        return { kind: 'entry', entry: Promise.resolve({ type: 'symlink', ...base, linkTarget: item.linkTarget ?? '' }), settled: true };
       case 'special':
         this.observer.warn(Buffer.from(item.path, 'latin1').toString('utf8'), 'skipped: sockets, devices and fifos are not backed up');
         return undefined;
       case 'file': {
-        const small = !(this.options.force ? false : unchanged(item, prev)) && item.stat.size < this.repo.config.smallFile;
-        const job: Job & { kind: 'entry' } = { kind: 'entry', entry: this.fileEntry(item, prev), small, settled: false };
+        const job: Job & { kind: 'entry' } = { kind: 'entry', entry: this.fileEntry(item, prev), item, settled: false };
         job.entry.then(
           () => (job.settled = true),
           () => (job.settled = true),
@@ -370,7 +369,7 @@ class BackupRun {
       this.progress.current.add(shown);
       try {
         const stored = await storeFile(this.store, item.absolute, item.stat, changed);
-        if (stored.list) this.trees.store(stored.list);
+        if (stored.list) await this.trees.store(stored.list);
         let after: Lstat | undefined;
         try {
           after = withPath(toBytes(item.absolute), (p) => lstatPath(p));

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import type { Transform } from 'node:stream';
 import { SAMPLE_BYTES, chooseCodec, compressor, type Codec } from '../compress/codec.js';
 import { SeipdWriter } from '../crypto/seipd.js';
-import { writeAll } from './packer.js';
+import { writeAll } from '../util/write-all.js';
 import type { KeyedHeader } from './session-keys.js';
 
 /** What an encoded chunk turned out to be. */

@@ -8,6 +8,7 @@ import { encodeTrailer } from '../repo/content-codec.js';
 import { encodeBundle, encodeObjectHead, encodeSectionHead } from '../repo/index/blob-list.js';
 import { Layout } from '../repo/layout.js';
 import type { ByteBudget } from '../util/byte-budget.js';
+import { writeAll } from '../util/write-all.js';
 import type { RunIndex } from './run-index.js';
 import type { KeyedHeader, SessionKeys } from './session-keys.js';
 import type { Uploader } from './uploader.js';
@@ -145,17 +146,5 @@ export class Packer {
     await pack.handle.close().catch(() => undefined);
     await rm(pack.path, { force: true });
     this.budget.release(this.reserve);
-  }
-}
-
-/** Write every buffer at `position`, with one writev where the OS takes it all. */
-export async function writeAll(handle: FileHandle, buffers: Buffer[], position: number): Promise<void> {
-  let pos = position;
-  let rest = buffers.filter((b) => b.length > 0);
-  while (rest.length > 0) {
-    let { bytesWritten } = await handle.writev(rest.slice(0, 512), pos);
-    pos += bytesWritten;
-    while (rest.length > 0 && bytesWritten >= rest[0]!.length) bytesWritten -= rest.shift()!.length;
-    if (bytesWritten > 0) rest[0] = rest[0]!.subarray(bytesWritten);
   }
 }

@@ -1,7 +1,6 @@
 import type { ChunkThread } from '../chunker/chunk-thread.js';
 import type { SmallRead } from '../chunker/small-read.js';
 import type { Content } from '../repo/tree/entry.js';
-import { toBytes } from '../repo/tree/names.js';
 import { deferred, type Waiter } from '../util/deferred.js';
 import type { Packer } from './packer.js';
 import type { RunIndex } from './run-index.js';
@@ -35,6 +34,8 @@ function fileError(e: { message: string; code?: string }): Error {
  */
 export class SmallFiles {
   private queue: Queued[] = [];
+  /** The items of `queue`, to tell whether one is still waiting for its batch to be sent. */
+  private queuedItems = new WeakSet<WalkItem>();
   private queuedBytes = 0;
   /** Batches read or being read, in order; each is packed after the one before it. */
   private packing: Promise<void> = Promise.resolve();
@@ -53,9 +54,15 @@ export class SmallFiles {
   add(item: WalkItem): Promise<SmallResult> {
     const { promise, waiter } = deferred<SmallResult>();
     this.queue.push({ item, waiter });
+    this.queuedItems.add(item);
     this.queuedBytes += item.stat.size + 1;
     if (this.queue.length >= BATCH_FILES || this.queuedBytes >= BATCH_BYTES) void this.flush().catch(() => undefined);
     return promise;
+  }
+
+  /** Whether `item` waits in the batch being gathered (not sent to be read yet). */
+  isQueued(item: WalkItem): boolean {
+    return this.queuedItems.has(item);
   }
 
   /** Start reading what is queued; resolves once every batch so far is packed. Rejects with a storage failure. */
@@ -64,12 +71,13 @@ export class SmallFiles {
     if (this.queue.length > 0) {
       const batch = this.queue;
       this.queue = [];
+      this.queuedItems = new WeakSet();
       this.queuedBytes = 0;
       // A bounded number of batches are read ahead; more wait for the packing before them.
       while (this.reading >= READING) await this.packing.catch(() => undefined);
       this.reading++;
       const read = this.chunker.readSmall(
-        batch.map(({ item }) => ({ path: toBytes(item.absolute), size: item.stat.size, mtime: item.stat.mtime, ctime: item.stat.ctime })),
+        batch.map(({ item }) => ({ path: item.absolute, size: item.stat.size, mtime: item.stat.mtime, ctime: item.stat.ctime })),
       );
       read.catch(() => undefined);
       const previous = this.packing;

@@ -55,9 +55,10 @@ export class TreeBuilder {
   }
 
   /** Store an object the trees reference (a long content list) unless the previous snapshot has it. */
-  store(tree: FinishedTree, previousId?: string): void {
+  async store(tree: FinishedTree, previousId?: string): Promise<void> {
     if (tree.id === previousId) return;
-    this.uploader.submit(tree.name, 'bytes' in tree.source ? tree.source : { file: tree.source.file, size: tree.source.size }, 0);
+    if ('bytes' in tree.source) await this.uploader.submitBytes(tree.name, tree.source.bytes);
+    else this.uploader.submit(tree.name, { file: tree.source.file, size: tree.source.size }, 0);
   }
 
   /** Finish the current folder: its tree is stored (if new) and its entry added to the parent; returns the tree id. */
@@ -65,7 +66,7 @@ export class TreeBuilder {
     const level = this.stack.pop()!;
     const tree = await level.writer.finish();
     const previousId = level.previous?.type === 'dir' ? level.previous.tree : undefined;
-    this.store(tree, previousId);
+    await this.store(tree, previousId);
     if (level.dir) {
       const entry: DirEntry = { ...level.dir, tree: tree.id };
       const p = level.previous;

@@ -1,7 +1,10 @@
 import { rm } from 'node:fs/promises';
 import type { Repository } from '../repo/repository.js';
-import type { ByteBudget } from '../util/byte-budget.js';
+import { ByteBudget } from '../util/byte-budget.js';
 import { TaskGroup } from '../util/task-group.js';
+
+/** In-memory objects queued for upload at most, in bytes. */
+const QUEUED_BYTES = 2 * 1024 * 1024;
 
 /** Where an upload's bytes come from: a finished temp file (deleted once stored), or small bytes. */
 export type UploadSource = { file: string; size: number } | { bytes: Buffer };
@@ -14,6 +17,8 @@ export type UploadSource = { file: string; size: number } | { bytes: Buffer };
  */
 export class Uploader {
   private readonly group: TaskGroup;
+  /** Bytes of in-memory objects (trees) queued: bounded, or a slow store would let them pile up. */
+  private readonly queuedBytes: ByteBudget;
 
   constructor(
     private readonly repo: Repository,
@@ -24,13 +29,25 @@ export class Uploader {
     private readonly onStored: (name: string, size: number) => void,
   ) {
     this.group = new TaskGroup(concurrency, signal);
+    this.queuedBytes = new ByteBudget(QUEUED_BYTES, signal);
+  }
+
+  /**
+   * Queue a small object held in memory (a tree), waiting while QUEUED_BYTES of them are already
+   * queued: a store that is slow to answer (an fsync per object) must hold the walk back.
+   */
+  async submitBytes(name: string, bytes: Buffer): Promise<void> {
+    const size = Math.min(bytes.length, QUEUED_BYTES);
+    await this.queuedBytes.reserve(size);
+    this.submit(name, { bytes }, 0, () => this.queuedBytes.release(size));
   }
 
   /** Store `source` as object `name`, then delete its file and release `reserved` bytes of temp budget. */
-  submit(name: string, source: UploadSource, reserved: number): void {
+  submit(name: string, source: UploadSource, reserved: number, onDone?: () => void): void {
     const release = async (): Promise<void> => {
       if ('file' in source) await rm(source.file, { force: true });
       this.budget.release(reserved);
+      onDone?.();
     };
     this.group
       .run(async () => {

@@ -1,4 +1,4 @@
-import type { SmallFile, SmallRead } from './small-read.js';
+import type { SmallBatch, SmallRead } from './small-read.js';
 import type { CutterSpec } from './spec.js';
 
 /** Main thread -> chunk thread. A block is `length` bytes in slot `slot` of the stream's shared ring. */
@@ -6,7 +6,7 @@ export type ChunkRequest =
   | { stream: number; open: { key: Uint8Array; cutter: CutterSpec; ring: SharedArrayBuffer; slotSize: number } }
   | { stream: number; slot: number; length: number }
   | { stream: number; end: true }
-  | { stream: number; small: { key: Uint8Array; files: SmallFile[] } };
+  | { stream: number; small: { key: Uint8Array; batch: SmallBatch } };
 
 /** Chunk thread -> main thread: where chunks end in a block and their ids, or the end of a file. */
 export type ChunkReply =

@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import type { ChunkReply, ChunkRequest } from './chunk-protocol.js';
 import { ChunkingService } from './chunking.js';
-import type { SmallFile, SmallRead } from './small-read.js';
+import { encodeSmallBatch, type SmallFile, type SmallRead } from './small-read.js';
 import type { CutterSpec } from './spec.js';
 import { asBuffer } from '../util/bytes.js';
 import { deferred, type Waiter } from '../util/deferred.js';
@@ -88,7 +88,7 @@ export class ChunkThread {
     if (this.failure !== undefined) waiter.reject(this.failure);
     else {
       this.smallReads.set(stream, waiter);
-      this.sender()({ stream, small: { key: this.key, files } });
+      this.sender()({ stream, small: { key: this.key, batch: encodeSmallBatch(files) } });
     }
     return promise;
   }

@@ -46,7 +46,7 @@ export class ChunkingService {
   handle(m: ChunkRequest, reply: (message: ChunkReply, transfer?: ArrayBuffer[]) => void): void {
     try {
       if ('small' in m) {
-        const { buffer, reads } = readSmallFiles(m.small.files, createSecretKey(m.small.key));
+        const { buffer, reads } = readSmallFiles(m.small.batch, createSecretKey(m.small.key));
         reply({ stream: m.stream, buffer, reads }, [buffer]);
         return;
       }

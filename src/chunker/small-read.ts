@@ -1,15 +1,42 @@
 import { createHash, createHmac, type KeyObject } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
-import { flistXattrs, fgetXattr, fstatFd, withPath, xattrSupported } from '../platform/index.js';
-import { asBuffer } from '../util/bytes.js';
+import { fstatFd, readAllXattrs, withPath } from '../platform/index.js';
 
 /** A small file to read: its path (bytes), and what the walk's lstat said, to tell a change. */
 export interface SmallFile {
-  path: Uint8Array;
+  /**
+   * The path as a byte string (one char per byte, latin1): a string crosses to the thread as its bytes,
+   * where a pooled Buffer would carry its whole 8 KiB pool slab with it.
+   */
+  path: string;
   size: number;
   /** Nanoseconds, as decimal strings. */
   mtime: string;
   ctime: string;
+}
+
+/**
+ * A batch of small files as two strings (NUL separates paths, as it cannot be in one): a message of
+ * two strings crosses to the thread ~2.5 times faster than 128 small objects (~1 ms a batch here).
+ */
+export interface SmallBatch {
+  paths: string;
+  /** `size,mtime,ctime` per file, NUL-separated. */
+  meta: string;
+}
+
+/** Encode files for the chunk thread. */
+export function encodeSmallBatch(files: SmallFile[]): SmallBatch {
+  return { paths: files.map((f) => f.path).join('\0'), meta: files.map((f) => `${f.size},${f.mtime},${f.ctime}`).join('\0') };
+}
+
+/** The files of an encoded batch. */
+function decodeSmallBatch(batch: SmallBatch): SmallFile[] {
+  const paths = batch.paths.split('\0');
+  return batch.meta.split('\0').map((m, i) => {
+    const [size, mtime, ctime] = m.split(',');
+    return { path: paths[i]!, size: Number(size), mtime: mtime!, ctime: ctime! };
+  });
 }
 
 /** A small file read whole: its bytes (a view into the batch's buffer), hashes and attributes. */
@@ -18,37 +45,14 @@ export type SmallRead =
   | { grew: true }
   | { error: { message: string; code?: string } };
 
-/** Errors that mean "no attributes here": the file system has none, or one vanished. */
-const NO_XATTRS = new Set(['ENOTSUP', 'ENODATA']);
-
-function xattrsOf(fd: number): [Uint8Array, Uint8Array][] | undefined {
-  if (!xattrSupported()) return undefined;
-  let names: Buffer[];
-  try {
-    names = flistXattrs(fd);
-  } catch (err) {
-    if (NO_XATTRS.has((err as NodeJS.ErrnoException).code ?? '')) return undefined;
-    throw err;
-  }
-  if (names.length === 0) return undefined;
-  const out: [Uint8Array, Uint8Array][] = [];
-  for (const name of names.sort(Buffer.compare)) {
-    try {
-      out.push([name, fgetXattr(fd, name)]);
-    } catch (err) {
-      if (!NO_XATTRS.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
-    }
-  }
-  return out.length ? out : undefined;
-}
-
 /**
  * Read a batch of small files whole with synchronous calls, on the chunk thread (or inline on the main
  * thread under a small memory limit): open, read one byte more than expected (to tell a file that
  * grew), fstat (to tell one that changed), its extended attributes, close; then its SHA-256 and its
  * keyed id. All bytes land in one buffer, so a batch crosses threads as one transfer.
  */
-export function readSmallFiles(files: SmallFile[], idKey: KeyObject): { buffer: ArrayBuffer; reads: SmallRead[] } {
+export function readSmallFiles(batch: SmallBatch, idKey: KeyObject): { buffer: ArrayBuffer; reads: SmallRead[] } {
+  const files = decodeSmallBatch(batch);
   const total = files.reduce((n, f) => n + f.size + 1, 0);
   const buffer = new ArrayBuffer(total);
   const bytes = Buffer.from(buffer);
@@ -60,7 +64,7 @@ export function readSmallFiles(files: SmallFile[], idKey: KeyObject): { buffer: 
     let fd: number | undefined;
     try {
       // withPath: a path longer than PATH_MAX is opened through its folders (platform/long-path.ts).
-      fd = withPath(asBuffer(f.path), (p) => openSync(p, 'r'));
+      fd = withPath(Buffer.from(f.path, 'latin1'), (p) => openSync(p, 'r'));
       let got = 0;
       for (;;) {
         const n = readSync(fd, bytes, start + got, f.size + 1 - got, got);
@@ -75,7 +79,7 @@ export function readSmallFiles(files: SmallFile[], idKey: KeyObject): { buffer: 
       const after = fstatFd(fd);
       const changed = got !== f.size || after.size !== f.size || after.mtime !== f.mtime || after.ctime !== f.ctime;
       const data = bytes.subarray(start, start + got);
-      const xattrs = xattrsOf(fd);
+      const xattrs = readAllXattrs(fd);
       reads.push({
         offset: start,
         length: got,

@@ -10,6 +10,10 @@ type Key = keyof typeof schema;
 const COMMON: Key[] = ['repo', 'credentials', 'key', 'passphraseFile', 'tempDir', 'json', 'logLevel'];
 const S3: Key[] = ['s3Endpoint', 's3Region', 's3ForcePathStyle', 's3StorageClass', 's3Sse', 's3SseKmsKeyId'];
 const SFTP: Key[] = ['sftpKey', 'sftpKeyPassphraseFile', 'sftpKnownHosts', 'sftpHostFingerprint'];
+const KEEP: Key[] = ['keepLast', 'keepHourly', 'keepDaily', 'keepWeekly', 'keepMonthly', 'keepYearly', 'keepWithin', 'keepWithinHourly', 'keepWithinDaily', 'keepWithinWeekly', 'keepWithinMonthly', 'keepWithinYearly', 'keepTags'];
+const PRUNE: Key[] = ['grace', 'maxUnused', 'noRepack'];
+/** What every maintenance command understands: storage retries, lock wait, and the cluster's Lease and Events. */
+const MAINTENANCE: Key[] = ['retries', 'retryLock', 'kubernetes'];
 
 interface Command {
   run: (ctx: CommandContext) => Promise<number>;
@@ -23,9 +27,15 @@ const COMMANDS: Record<string, Command> = {
   init: { run: async (ctx) => (await import('./commands/init.js')).init(ctx), usage: 'init --repo REPO (--key owner.key.asc [--recipient other.pub.asc...] --credentials-out backup.cred | --passphrase-file F)', options: ['repo', 'key', 'recipient', 'credentialsOut', 'passphraseFile', 'chunker', 'chunkSize', 'packSize', 'smallFile', ...S3, ...SFTP] },
   trust: { run: async (ctx) => (await import('./commands/trust.js')).trust(ctx), usage: 'trust --repo REPO --key owner.key.asc [--passphrase-file F]', options: ['repo', 'key', 'passphraseFile', 'retries', ...S3, ...SFTP] },
   backup: { run: async (ctx) => (await import('./commands/backup.js')).backup(ctx), usage: 'backup --repo REPO --credentials backup.cred [--json] PATH', options: [...COMMON, 'source', 'hostname', 'tags', 'exclude', 'tempLimit', 'workers', 'uploads', 'partialExitCode', 'force', 'retries', 'retryLock', 'chunkThread', 'uploadThread', 'kubernetes', 'pushgateway', ...S3, ...SFTP] },
-  snapshots: { run: async (ctx) => (await import('./commands/snapshots.js')).snapshots(ctx), usage: 'snapshots --repo REPO (--credentials F | --key F) [--json]', options: [...COMMON, 'source', ...S3, ...SFTP] },
+  snapshots: { run: async (ctx) => (await import('./commands/snapshots.js')).snapshots(ctx), usage: 'snapshots --repo REPO (--credentials F | --key F) [--source S] [--host H] [--tag T] [--json]', options: [...COMMON, 'source', 'host', 'tags', ...S3, ...SFTP] },
   ls: { run: async (ctx) => (await import('./commands/ls.js')).ls(ctx), usage: 'ls --repo REPO (--credentials F | --key F) SNAPSHOT|latest [PATH]', options: [...COMMON, 'source', ...S3, ...SFTP] },
   repair: { run: async (ctx) => (await import('./commands/repair.js')).repair(ctx), usage: 'repair index --repo REPO --credentials F', options: [...COMMON, 'retryLock', ...S3, ...SFTP] },
+  forget: { run: async (ctx) => (await import('./commands/forget.js')).forget(ctx), usage: 'forget --repo REPO --credentials F (--keep-last N | --keep-daily N | --keep-within 1y2m | --keep-tag T ... | ID...) [--group-by source,host] [--dry-run] [--prune]', options: [...COMMON, ...KEEP, 'groupBy', 'source', 'host', 'tags', 'dryRun', 'prune', ...PRUNE, ...MAINTENANCE, ...S3, ...SFTP] },
+  prune: { run: async (ctx) => (await import('./commands/prune.js')).prune(ctx), usage: 'prune --repo REPO --credentials F [--grace 24h] [--max-unused 5%] [--no-repack] [--dry-run]', options: [...COMMON, 'dryRun', ...PRUNE, ...MAINTENANCE, ...S3, ...SFTP] },
+  check: { run: async (ctx) => (await import('./commands/check.js')).check(ctx), usage: 'check --repo REPO (--credentials F | --key F [--read-data | --read-data-subset 5%|1/7]) [--json]', options: [...COMMON, 'readData', 'readDataSubset', 'noLock', ...MAINTENANCE, ...S3, ...SFTP] },
+  stats: { run: async (ctx) => (await import('./commands/stats.js')).stats(ctx), usage: 'stats --repo REPO --credentials F [SNAPSHOT...] [--mode restore-size|raw-data] [--json]', options: [...COMMON, 'statsMode', 'source', 'host', 'tags', 'retries', ...S3, ...SFTP] },
+  diff: { run: async (ctx) => (await import('./commands/diff.js')).diff(ctx), usage: 'diff --repo REPO --credentials F SNAPSHOT-A SNAPSHOT-B [--metadata] [--json]', options: [...COMMON, 'metadata', 'retries', ...S3, ...SFTP] },
+  unlock: { run: async (ctx) => (await import('./commands/unlock.js')).unlock(ctx), usage: 'unlock --repo REPO --credentials F [--remove-all]', options: [...COMMON, 'removeAll', 'retries', ...S3, ...SFTP] },
   'snapshot-backup': { run: async (ctx) => (await import('./commands/snapshot-backup.js')).snapshotBackup(ctx), usage: 'snapshot-backup --plan FILE (in a pod: snapshot PVCs, back up clones of them, delete the clones)', options: ['snapshotPlan', 'snapshotTimeout', 'partialExitCode', 'json', 'logLevel'] },
   'metrics-prune': { run: async (ctx) => (await import('./commands/metrics-prune.js')).metricsPrune(ctx), usage: 'metrics-prune --pushgateway URL --keep SOURCE=REPOSITORY...', options: ['pushgateway', 'keep', 'json', 'logLevel'] },
   restore: { run: async (ctx) => (await import('./commands/restore.js')).restore(ctx), usage: 'restore --repo REPO --key owner.key.asc [--passphrase-file F] SNAPSHOT|latest --target DIR', options: [...COMMON, 'target', 'include', 'conflict', 'dryRun', 'source', 'retries', ...S3, ...SFTP] },

@@ -33,6 +33,24 @@ convict.addFormat({
   coerce: (value: string) => Number(value),
 });
 
+convict.addFormat({
+  name: 'keep-count',
+  validate(value: unknown) {
+    if (value !== -1 && !(Number.isSafeInteger(value) && (value as number) >= 0)) throw new Error('must be a number of snapshots or "unlimited"');
+  },
+  coerce: (value: string) => (value === 'unlimited' ? -1 : /^\d+$/.test(value) ? Number(value) : value),
+});
+
+/** A keep-count option of `forget` (restic's --keep-* flags; `unlimited` keeps every one of its kind). */
+function keep(what: string, name: string) {
+  return { doc: `forget: keep the ${what} (a number, or unlimited)`, format: 'keep-count', default: 0, env: `KBRACKUP_KEEP_${name.toUpperCase()}`, arg: `keep-${name}` };
+}
+
+/** A keep-within option of `forget`: a restic duration such as 1y5m7d2h, counted back from the newest snapshot. */
+function within(what: string, name: string) {
+  return { doc: `forget: keep ${what} within this duration of the newest snapshot (e.g. 1y5m7d2h)`, format: 'optional-string', default: '', env: `KBRACKUP_KEEP_${name.toUpperCase().replace(/-/g, '_')}`, arg: `keep-${name}` };
+}
+
 /**
  * Every option of every command. Each has a flag (`arg`) and an environment variable (`env`), and may
  * come from a JSON config file given with --config. Precedence: defaults < file < env < flags.
@@ -48,7 +66,8 @@ export const schema = {
   logLevel: { doc: 'Log level', format: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], default: 'info', env: 'KBRACKUP_LOG_LEVEL', arg: 'log-level' },
   source: { doc: 'Name of the backup source (groups snapshots); defaults to the folder name of PATH', format: 'optional-string', default: '', env: 'KBRACKUP_SOURCE', arg: 'source' },
   hostname: { doc: 'Hostname recorded in snapshots', format: 'optional-string', default: '', env: 'KBRACKUP_HOSTNAME', arg: 'hostname' },
-  tags: { doc: 'Tags recorded in the snapshot (comma-separated)', format: Array, default: [] as string[], env: 'KBRACKUP_TAGS', arg: 'tag' },
+  tags: { doc: 'backup: tags recorded in the snapshot (comma-separated); snapshots, forget, stats: only snapshots with these tags (--tag a,b needs both, two --tag flags either)', format: Array, default: [] as string[], env: 'KBRACKUP_TAGS', arg: 'tag' },
+  host: { doc: 'snapshots, forget, stats: only snapshots made on this host (hostname); repeat for several', format: Array, default: [] as string[], env: 'KBRACKUP_HOST', arg: 'host' },
   exclude: { doc: 'Exclude paths matching these glob patterns (comma-separated in env)', format: Array, default: [] as string[], env: 'KBRACKUP_EXCLUDE', arg: 'exclude' },
   include: { doc: 'Restore only these paths (and what is below them)', format: Array, default: [] as string[], env: 'KBRACKUP_INCLUDE', arg: 'include' },
   workers: { doc: 'Chunks encrypted in parallel', format: 'nat', default: 2, env: 'KBRACKUP_WORKERS', arg: 'workers' },
@@ -83,6 +102,30 @@ export const schema = {
   keep: { doc: 'metrics-prune: SOURCE=REPOSITORY of each backup set that still pushes metrics (comma-separated in env)', format: Array, default: [] as string[], env: 'KBRACKUP_METRICS_KEEP', arg: 'keep' },
   snapshotPlan: { doc: 'snapshot-backup: the plan the chart renders (backup Job + volumes to take from CSI snapshots)', format: 'optional-string', default: '', env: 'KBRACKUP_SNAPSHOT_PLAN', arg: 'plan' },
   snapshotTimeout: { doc: 'snapshot-backup: seconds a VolumeSnapshot may take to become readyToUse', format: 'nat', default: 600, env: 'KBRACKUP_SNAPSHOT_TIMEOUT', arg: 'snapshot-timeout' },
+  keepLast: keep('last N snapshots', 'last'),
+  keepHourly: keep('last N hourly snapshots', 'hourly'),
+  keepDaily: keep('last N daily snapshots', 'daily'),
+  keepWeekly: keep('last N weekly snapshots', 'weekly'),
+  keepMonthly: keep('last N monthly snapshots', 'monthly'),
+  keepYearly: keep('last N yearly snapshots', 'yearly'),
+  keepWithin: within('every snapshot', 'within'),
+  keepWithinHourly: within('hourly snapshots', 'within-hourly'),
+  keepWithinDaily: within('daily snapshots', 'within-daily'),
+  keepWithinWeekly: within('weekly snapshots', 'within-weekly'),
+  keepWithinMonthly: within('monthly snapshots', 'within-monthly'),
+  keepWithinYearly: within('yearly snapshots', 'within-yearly'),
+  keepTags: { doc: 'forget: keep every snapshot with these tags (--keep-tag a,b needs both; repeat for either)', format: Array, default: [] as string[], env: 'KBRACKUP_KEEP_TAGS', arg: 'keep-tag' },
+  groupBy: { doc: "forget: group snapshots by these fields before applying the policy: host, source, paths, tags ('' = one group)", format: String, default: 'source,host', env: 'KBRACKUP_GROUP_BY', arg: 'group-by' },
+  prune: { doc: 'forget: run prune afterwards when snapshots were removed', format: Boolean, default: false, env: 'KBRACKUP_PRUNE', arg: 'prune' },
+  grace: { doc: 'prune: never delete or repack an object stored less than this long ago, so a backup running beside it stays complete', format: 'duration', default: 24 * 3600 * 1000, env: 'KBRACKUP_GRACE', arg: 'grace' },
+  maxUnused: { doc: 'prune: unused space that may remain after repacking: a percentage of the used data (5%), a size (1GiB) or unlimited (like restic)', format: String, default: '5%', env: 'KBRACKUP_MAX_UNUSED', arg: 'max-unused' },
+  noRepack: { doc: 'prune: only delete whole unused objects, never read or rewrite packs (for cold storage classes)', format: Boolean, default: false, env: 'KBRACKUP_NO_REPACK', arg: 'no-repack' },
+  readData: { doc: 'check: also decrypt and verify every blob (needs --key or the passphrase)', format: Boolean, default: false, env: 'KBRACKUP_READ_DATA', arg: 'read-data' },
+  readDataSubset: { doc: 'check: decrypt and verify a part of the content objects: N% (a random sample) or n/t (part n of t, so t runs cover everything)', format: 'optional-string', default: '', env: 'KBRACKUP_READ_DATA_SUBSET', arg: 'read-data-subset' },
+  noLock: { doc: 'check: do not take the repository lock (for read-only storage credentials); results may be off while another process changes the repository', format: Boolean, default: false, env: 'KBRACKUP_NO_LOCK', arg: 'no-lock' },
+  statsMode: { doc: 'stats: restore-size (what a restore writes) or raw-data (what the snapshots take in the repository)', format: ['restore-size', 'raw-data'], default: 'restore-size', env: 'KBRACKUP_STATS_MODE', arg: 'mode' },
+  metadata: { doc: 'diff: also list paths whose metadata alone changed (mode, owner, times, extended attributes; marked U)', format: Boolean, default: false, env: 'KBRACKUP_DIFF_METADATA', arg: 'metadata' },
+  removeAll: { doc: 'unlock: remove every lock, not only stale ones', format: Boolean, default: false, env: 'KBRACKUP_REMOVE_ALL', arg: 'remove-all' },
   kubernetes: { doc: 'Kubernetes integration (Events, Lease): auto = when running in a cluster', format: ['auto', 'on', 'off'], default: 'auto', env: 'KBRACKUP_KUBERNETES', arg: 'kubernetes' },
 };
 

@@ -6,8 +6,8 @@ import type { PodIdentity } from './cluster.js';
 /** The moments a run reports: its start and its three possible ends. */
 export type EventKind = 'started' | 'succeeded' | 'partial' | 'failed';
 
-/** What the run is, for reasons (BackupStarted, RestoreFailed…) and messages. */
-export type Operation = 'backup' | 'restore';
+/** What the run is, for reasons (BackupStarted, RestoreFailed, PruneSucceeded…) and messages. */
+export type Operation = 'backup' | 'restore' | 'forget' | 'prune' | 'check';
 
 /** Words that say which run an Event is about. */
 export interface EventContext {
@@ -29,8 +29,9 @@ export function involvedObject(identity: PodIdentity, namespace: string): V1Obje
 
 /** The core/v1 Event for one moment of a run. */
 export function buildEvent(kind: EventKind, context: EventContext, target: V1ObjectReference, identity: PodIdentity, report?: RunReport, now = new Date()): CoreV1Event {
-  const op = context.operation === 'backup' ? 'Backup' : 'Restore';
-  const what = `${op} of ${context.source ? `source ${context.source} ` : ''}${context.operation === 'backup' ? 'to' : 'from'} ${context.repository}`;
+  const op = context.operation[0]!.toUpperCase() + context.operation.slice(1);
+  const direction = context.operation === 'backup' ? 'to ' : context.operation === 'restore' ? 'from ' : '';
+  const what = `${op} of ${context.source ? `source ${context.source} ` : ''}${direction}${context.repository}`;
   const message = kind === 'started' ? `${what} started` : `${what} ${kind}${report ? `: ${describeReport(report)}` : ''}`;
   return {
     apiVersion: 'v1',
@@ -43,7 +44,7 @@ export function buildEvent(kind: EventKind, context: EventContext, target: V1Obj
     source: { component: 'kbrackup' },
     reportingComponent: 'kbrackup',
     reportingInstance: identity.podName ?? identity.holder,
-    action: context.operation === 'backup' ? 'Backup' : 'Restore',
+    action: op,
     count: 1,
     firstTimestamp: now,
     lastTimestamp: now,

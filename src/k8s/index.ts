@@ -37,7 +37,7 @@ export interface KubernetesOptions {
   /** Repository URL as given; credentials in it are never sent to the API server. */
   repo: string;
   source?: string;
-  /** backup (default) takes the Lease; restore only records Events. */
+  /** backup (default) and maintenance (forget, prune, check) take the Lease; restore only records Events. */
   operation?: Operation;
   /** Default: KBRACKUP_LEASE_WAIT, else 300. */
   leaseWaitSeconds?: number;
@@ -150,7 +150,7 @@ export async function startKubernetes(options: KubernetesOptions, logger: Logger
   const repository = redactRepository(options.repo);
   const context = { operation, source: options.source || undefined, repository };
   const session = new Session(api, identity, involvedObject(identity, api.namespace), context, logger);
-  if (operation === 'backup') {
+  if (operation !== 'restore') {
     const durationSeconds = Math.max(15, Math.round(options.leaseDurationSeconds ?? seconds(env.KBRACKUP_LEASE_DURATION, 60)));
     const lease = new RepositoryLease(
       api,

@@ -15,5 +15,5 @@ export { addonUnavailableReason } from './addon.js';
 export { NativeUnavailableError, SystemError } from './errors.js';
 export { withPath, withPathAsync } from './long-path.js';
 export { dataExtents, seekData, seekHole, sparseSupported, type Extent } from './sparse.js';
-export { fgetXattr, flistXattrs, fsetXattr, getXattr, listXattrs, setXattr, xattrSupported, type FilePath, type XattrName } from './xattr.js';
+export { fgetXattr, flistXattrs, fsetXattr, getXattr, listXattrs, readAllXattrs, setXattr, xattrSupported, type FilePath, type XattrName } from './xattr.js';
 export { fstatFd, lstatPath, type Lstat } from './lstat.js';

@@ -50,6 +50,33 @@ export function fsetXattr(fd: number, name: XattrName, value: Uint8Array): void 
 
 type Subject = number | FilePath;
 
+/** Errors that mean "no attributes here", not a problem: the file system has none, or one vanished. */
+const NONE = new Set(['ENOTSUP', 'ENODATA']);
+
+/**
+ * Every extended attribute of a path (never a symlink's target) or an open file, sorted by name;
+ * undefined when it has none, the file system has none, or this build cannot read them.
+ */
+export function readAllXattrs(subject: Subject): [Buffer, Buffer][] | undefined {
+  if (native === undefined) return undefined;
+  let names: Buffer[];
+  try {
+    names = list(subject);
+  } catch (err) {
+    if (NONE.has((err as NodeJS.ErrnoException).code ?? '')) return undefined;
+    throw err;
+  }
+  const out: [Buffer, Buffer][] = [];
+  for (const name of names.sort(Buffer.compare)) {
+    try {
+      out.push([name, get(subject, name)]);
+    } catch (err) {
+      if (!NONE.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+    }
+  }
+  return out.length > 0 ? out : undefined;
+}
+
 function list(subject: Subject): Buffer[] {
   const n = requireNative(WHAT);
   const raw = n.listxattr(subject);

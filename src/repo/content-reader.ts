@@ -2,6 +2,7 @@ import { createHash, createHmac } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { maxChunkSize } from '../chunker/spec.js';
 import { MAX_HEADER_LENGTH, headerLength, unsealSessionKey, type Unsealing } from '../crypto/envelope.js';
+import { ByteQueue } from '../crypto/packets.js';
 import type { RepoSecrets } from '../crypto/kdf.js';
 import type { SessionKey } from '../crypto/seipd.js';
 import { IntegrityError } from '../errors.js';
@@ -36,8 +37,7 @@ export function objectName(loc: Pick<BlobLocation, 'kind' | 'objectId'>): string
 
 /** Reads exactly `n` bytes from a stream iterator, keeping the rest for the next read. */
 class StreamReader {
-  private buffered: Buffer[] = [];
-  private length = 0;
+  private readonly queue = new ByteQueue();
 
   constructor(
     private readonly it: AsyncIterator<Buffer>,
@@ -46,28 +46,12 @@ class StreamReader {
 
   /** The next `n` bytes as pieces. */
   async take(n: number): Promise<Buffer[]> {
-    while (this.length < n) {
+    while (this.queue.length < n) {
       const next = await this.it.next();
       if (next.done) throw new IntegrityError(this.object, 'is shorter than the index says (truncated)');
-      this.buffered.push(next.value);
-      this.length += next.value.length;
+      this.queue.push(next.value);
     }
-    const out: Buffer[] = [];
-    let left = n;
-    while (left > 0) {
-      const head = this.buffered[0]!;
-      if (head.length <= left) {
-        out.push(head);
-        this.buffered.shift();
-        left -= head.length;
-      } else {
-        out.push(head.subarray(0, left));
-        this.buffered[0] = head.subarray(left);
-        left = 0;
-      }
-    }
-    this.length -= n;
-    return out;
+    return this.queue.take(n);
   }
 }
 

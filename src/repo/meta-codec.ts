@@ -12,8 +12,8 @@ import { IntegrityError, describeError } from '../errors.js';
  * The content is always zlib-compressed; the Literal Data filename says so (docs/ARCHITECTURE.md).
  */
 const CODEC = 'zlib';
-/** zlib level for metadata: JSON lines and blob lists, written once, read often. */
-const LEVEL = 6;
+/** zlib level for metadata: on JSON lines of ids level 3 is 3% larger than 6 and ~20% faster. */
+export const META_LEVEL = 3;
 
 function checkCodec(name: string): (filename: string) => void {
   return (filename) => {
@@ -23,17 +23,15 @@ function checkCodec(name: string): (filename: string) => void {
 
 /** Encrypt a metadata object held in memory (bounded by the caller). */
 export function encodeMeta(secrets: RepoSecrets, name: string, plaintext: Buffer): Buffer {
-  return Buffer.concat(sealPacket([deflateSync(plaintext, { level: LEVEL })], { sessionKey: objectKey(secrets, name), filename: CODEC }));
+  return Buffer.concat(sealPacket([deflateSync(plaintext, { level: META_LEVEL })], { sessionKey: objectKey(secrets, name), filename: CODEC }));
 }
 
 /** Encrypt already-compressed metadata content into a packet (a stream stage). */
 export async function* encryptCompressedMeta(secrets: RepoSecrets, name: string, compressed: AsyncIterable<Uint8Array>): AsyncGenerator<Buffer> {
   const writer = new SeipdWriter({ sessionKey: objectKey(secrets, name), filename: CODEC });
-  for await (const part of compressed) {
-    const out = writer.update(part);
-    if (out.length) yield Buffer.concat(out);
-  }
-  yield Buffer.concat(writer.final());
+  // Pieces go out as the writer made them: joining them would copy every AEAD chunk once more.
+  for await (const part of compressed) yield* writer.update(part);
+  yield* writer.final();
 }
 
 /** The plaintext of a metadata object held in memory; more than `maxLength` bytes is damage. */

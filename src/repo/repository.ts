@@ -5,16 +5,16 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { createDeflate } from 'node:zlib';
 import type { RepoSecrets } from '../crypto/kdf.js';
-import type { Sealing, Unsealing } from '../crypto/envelope.js';
+import { MAX_HEADER_LENGTH, headerLength, type Sealing, type Unsealing } from '../crypto/envelope.js';
 import { IntegrityError, KbrackupError, NotFoundError, describeError } from '../errors.js';
-import type { ObjectInfo, PutSource, Target } from '../targets/target.js';
+import type { ByteRange, ObjectInfo, PutSource, Target } from '../targets/target.js';
 import { collectBounded } from '../util/bounded.js';
-import { ContentReader, type WantedBlob, type VerifiedBlob } from './content-reader.js';
+import { ContentReader, objectName, type WantedBlob, type VerifiedBlob } from './content-reader.js';
 import type { RepoConfig, StoredConfig } from './format.js';
 import { BlobListParser } from './index/blob-list.js';
-import type { IndexEntry } from './index/records.js';
+import type { BlobLocation, IndexEntry } from './index/records.js';
 import { Layout, checkId, idOfName, parseSnapshotName } from './layout.js';
-import { decodeMeta, decodeMetaStream, encodeMeta, encryptCompressedMeta } from './meta-codec.js';
+import { META_LEVEL, decodeMeta, decodeMetaStream, encodeMeta, encryptCompressedMeta } from './meta-codec.js';
 import { checkSnapshot, type Snapshot, type StoredSnapshot } from './snapshot.js';
 import type { ContentPart, FileEntry, TreeEntry } from './tree/entry.js';
 import { listParts, treeEntries } from './tree/tree-reader.js';
@@ -28,6 +28,9 @@ const READ_WHOLE = 256 * 1024;
 const WHOLE_PLAINTEXT = 4 * 1024 * 1024;
 /** Snapshot objects read at once while listing. */
 const LIST_PARALLEL = 8;
+
+/** What the storage reports of an object (its name, size and when it was stored), as the layers above the repository see it. */
+export type { ObjectInfo };
 
 /** A problem that does not stop a command (a damaged snapshot skipped): reported, named. */
 export type WarningHandler = (object: string, message: string) => void;
@@ -299,7 +302,7 @@ export class Repository {
     const name = Layout.index(randomBytes(32).toString('hex'));
     const base = `${tempDir}/index-${randomBytes(8).toString('hex')}`;
     try {
-      await pipeline(blobList, createDeflate({ level: 6 }), createWriteStream(`${base}.z`, { flags: 'wx' }));
+      await pipeline(blobList, createDeflate({ level: META_LEVEL }), createWriteStream(`${base}.z`, { flags: 'wx' }));
       const out = createWriteStream(`${base}.obj`, { flags: 'wx' });
       await pipeline(encryptCompressedMeta(this.secrets, name, createReadStream(`${base}.z`)), out);
       await this.target.put(name, { file: `${base}.obj`, size: out.bytesWritten, consumable: true });
@@ -329,6 +332,22 @@ export class Repository {
   /** A large chunk as a stream of pieces, checked against its id when it ends (content-reader.ts). */
   openBlob(blob: WantedBlob): Promise<AsyncGenerator<Buffer>> {
     return this.contentReader().openBlob(blob);
+  }
+
+  /**
+   * A byte range of a content object exactly as stored, for repacking: prune copies bundles and their
+   * key packets into new packs without opening them (it holds no key that could).
+   */
+  readRaw(loc: Pick<BlobLocation, 'kind' | 'objectId'>, range: ByteRange): Promise<Readable> {
+    return this.target.get(objectName(loc), range);
+  }
+
+  /** The key packets of the section at `keyOffset` (its first bundle at `firstBundle` or later), as stored. */
+  async keyPackets(loc: Pick<BlobLocation, 'kind' | 'objectId'>, keyOffset: number, firstBundle: number): Promise<Buffer> {
+    const object = objectName(loc);
+    const length = Math.min(firstBundle - keyOffset, MAX_HEADER_LENGTH);
+    const start = await collectBounded(await this.target.get(object, { offset: keyOffset, length }), length, object);
+    return start.subarray(0, headerLength(start, object));
   }
 
   /** The blobs a content object's trailer lists (needs only the repository key). */

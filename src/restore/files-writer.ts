@@ -5,6 +5,7 @@ import { IntegrityError } from '../errors.js';
 import { withPath, withPathAsync } from '../platform/index.js';
 import type { DirEntry, FileEntry, SymlinkEntry } from '../repo/tree/entry.js';
 import { childPath, displayName, toBytes, type ByteString } from '../repo/tree/names.js';
+import { writeAll } from '../util/write-all.js';
 import type { XattrWriter } from './xattrs.js';
 
 /** Restoring as root: owners are restored by number; otherwise files belong to the running user (as restic does). */
@@ -116,6 +117,10 @@ export class LargeFileWriter {
   private readonly hash: Hash | undefined;
   private position = 0;
   private writes: Promise<unknown>[] = [];
+  /** Verified pieces not written yet, and where they start: written together, one call per ~512 KiB. */
+  private pending: Buffer[] = [];
+  private pendingAt = 0;
+  private pendingBytes = 0;
 
   constructor(
     private readonly dir: ByteString,
@@ -132,16 +137,35 @@ export class LargeFileWriter {
     this.handle = await withPathAsync(toBytes(this.temp), (p) => open(p, 'wx', 0o600));
   }
 
-  /** Append verified data (the next part in file order); the write runs while the next part is fetched. */
+  /**
+   * Append verified data (the next part in file order). Pieces are gathered into one write of ~512 KiB
+   * (decryption hands out 64 KiB pieces; an async write call costs main-thread time of its own), and
+   * two writes run while the next parts are fetched. A zero run of a page or more is left a hole.
+   */
   async data(bytes: Buffer): Promise<void> {
     this.advance(bytes.length);
     this.hash?.update(bytes);
     const at = this.position - bytes.length;
-    if (bytes.length >= 4096 && isZero(bytes)) return;
-    const write = writeFully(this.handle!, bytes, at);
+    if (bytes.length >= 4096 && isZero(bytes)) {
+      await this.flush();
+      return;
+    }
+    if (this.pendingBytes > 0 && this.pendingAt + this.pendingBytes !== at) await this.flush();
+    if (this.pendingBytes === 0) this.pendingAt = at;
+    this.pending.push(bytes);
+    this.pendingBytes += bytes.length;
+    if (this.pendingBytes >= WRITE_BATCH) await this.flush();
+  }
+
+  /** Start writing the gathered pieces; waits while two writes are in flight. */
+  private async flush(): Promise<void> {
+    if (this.pendingBytes === 0) return;
+    const write = writeAll(this.handle!, this.pending, this.pendingAt);
     write.catch(() => undefined);
     this.writes.push(write);
-    if (this.writes.length >= 4) await this.writes.shift();
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (this.writes.length >= 2) await this.writes.shift();
   }
 
   /** Skip a hole of `length` bytes (only files without a recorded hash have holes). */
@@ -159,6 +183,7 @@ export class LargeFileWriter {
 
   /** Verify, set the size (trailing holes), metadata, and move the file into place. */
   async finish(): Promise<void> {
+    await this.flush();
     await Promise.all(this.writes);
     checkContent(this.entry, this.path, this.position, this.hash?.digest('hex'), this.tree);
     const handle = this.handle!;
@@ -177,6 +202,5 @@ export class LargeFileWriter {
   }
 }
 
-async function writeFully(handle: FileHandle, bytes: Buffer, position: number): Promise<void> {
-  for (let done = 0; done < bytes.length; ) done += (await handle.write(bytes, done, bytes.length - done, position + done)).bytesWritten;
-}
+/** Bytes gathered into one write of a large file. */
+const WRITE_BATCH = 512 * 1024;

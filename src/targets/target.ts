@@ -1,9 +1,11 @@
 import type { Readable } from 'node:stream';
 
-/** What a stored object is called (relative to the repository root, `/`-separated) and its size. */
+/** What a stored object is called (relative to the repository root, `/`-separated), its size and when it was stored. */
 export interface ObjectInfo {
   name: string;
   size: number;
+  /** When the object was stored (ms since the epoch, the storage's clock): prune's grace period counts from it. */
+  modified?: number;
 }
 
 /** A byte range of an object; `length` bytes starting at `offset`. */

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CLI } from './cli.js';
+import { CLI, POD_ENV } from './cli.js';
 
 /** What a run inside a memory cgroup produced. */
 export interface CappedResult {
@@ -24,7 +24,8 @@ async function memoryRoot(): Promise<string> {
 
 /**
  * Run `node ARGS dist/cli.js CLI_ARGS` inside a child memory cgroup capped at `limitMiB` (swap
- * included), as a pod's memory limit does: page cache counts and the kernel OOM-kills past the limit.
+ * included), as a pod's memory limit does: page cache counts and the kernel OOM-kills past the limit. The
+ * environment is the image's (POD_ENV).
  * Fails loudly where no cgroup can be made: a memory test that silently runs uncapped proves nothing.
  */
 export async function runCliCapped(limitMiB: number, cliArgs: string[], nodeArgs: string[] = [], timeoutMs = 600_000): Promise<CappedResult> {
@@ -36,7 +37,7 @@ export async function runCliCapped(limitMiB: number, cliArgs: string[], nodeArgs
     await writeFile(join(cg, 'memory.memsw.limit_in_bytes'), bytes).catch(() => undefined);
     // The shell joins the cgroup, then becomes node: everything node allocates is charged to it.
     const script = `echo $$ > '${join(cg, 'cgroup.procs')}' && exec "$@"`;
-    const child = spawn('sh', ['-c', script, 'sh', process.execPath, ...nodeArgs, CLI, ...cliArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('sh', ['-c', script, 'sh', process.execPath, ...nodeArgs, CLI, ...cliArgs], { stdio: ['ignore', 'pipe', 'pipe'], env: POD_ENV });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

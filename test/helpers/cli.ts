@@ -37,6 +37,12 @@ checkBuild();
 /** Node flags the container image runs with (Dockerfile NODE_OPTIONS): memory is measured as a pod runs. */
 export const POD_NODE_ARGS = ['--max-old-space-size=24', '--max-semi-space-size=1'];
 
+/** Environment the container image sets for memory (Dockerfile MALLOC_ARENA_MAX). */
+export const POD_ENV: NodeJS.ProcessEnv = { ...process.env, MALLOC_ARENA_MAX: '2' };
+
+/** Run options of a CLI run as the container image runs it: its node flags and environment. */
+export const POD = { nodeArgs: POD_NODE_ARGS, env: POD_ENV };
+
 /** What a CLI run produced. */
 export interface RunResult {
   code: number | null;

@@ -175,7 +175,7 @@ kbrackup.io/backup-set: {{ .set }}
 - name: KBRACKUP_LOG_LEVEL
   value: {{ $s.logLevel | quote }}
 - name: KBRACKUP_KUBERNETES
-  value: {{ and .root.Values.kubernetesIntegration (eq .component "backup") | ternary "auto" "off" | quote }}
+  value: {{ and .root.Values.kubernetesIntegration (eq (include "kbrackup.holdsLease" .component) "true") | ternary "auto" "off" | quote }}
 {{- if eq .component "backup" }}
 - name: KBRACKUP_PARTIAL_EXIT_CODE
   value: {{ $s.partialIsFailure | ternary "3" "0" | quote }}
@@ -260,7 +260,7 @@ kbrackup.io/backup-set: {{ .set }}
   valueFrom:
     fieldRef:
       fieldPath: metadata.uid
-{{- if has .component (list "backup" "snapshot" "restore") }}
+{{- if has .component (list "backup" "snapshot" "restore" "maintenance" "check") }}
 - name: JOB_NAME
   valueFrom:
     fieldRef:
@@ -318,7 +318,7 @@ kbrackup.io/backup-set: {{ .set }}
 {{- end }}
 {{- end }}
 
-{{/* Mounts matching kbrackup.volumes. The repository PVC is writable only for backups (readOnly otherwise). */}}
+{{/* Mounts matching kbrackup.volumes. The repository PVC is writable only for the pods that write (backup; maintenance and check take locks). */}}
 {{- define "kbrackup.volumeMounts" -}}
 {{- $s := .s }}
 {{- $repo := $s.repository -}}
@@ -337,7 +337,7 @@ kbrackup.io/backup-set: {{ .set }}
 {{- if $repo.persistentVolumeClaim }}
 - name: repository
   mountPath: {{ $repo.mountPath }}
-  readOnly: {{ ne .component "backup" }}
+  readOnly: {{ not (eq (include "kbrackup.holdsLease" .component) "true") }}
 {{- end }}
 {{- with $s.extraVolumeMounts }}
 {{ toYaml . }}
@@ -348,8 +348,8 @@ kbrackup.io/backup-set: {{ .set }}
 {{- define "kbrackup.podCommon" -}}
 {{- $s := .s -}}
 serviceAccountName: {{ .serviceAccount | default (include "kbrackup.serviceAccountName" .root) }}
-{{- /* Only pods that call the API get a token: backup (Events, Lease) and snapshot pods. */}}
-automountServiceAccountToken: {{ or (and .root.Values.kubernetesIntegration (eq .component "backup")) (eq .component "snapshot") }}
+{{- /* Only pods that call the API get a token: backup and maintenance (Events, Lease) and snapshot pods. */}}
+automountServiceAccountToken: {{ or (and .root.Values.kubernetesIntegration (eq (include "kbrackup.holdsLease" .component) "true")) (eq .component "snapshot") }}
 {{- with .root.Values.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
@@ -428,4 +428,65 @@ rules:
 {{- $_ := set $sources .name true }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/* Whether pods of this component write to the repository and hold its Lease ("true" or ""): backups, and maintenance and check, which lock it. */}}
+{{- define "kbrackup.holdsLease" -}}
+{{- if has . (list "backup" "maintenance" "check") }}true{{ end }}
+{{- end }}
+
+{{/*
+The repositories the backup sets write to, as JSON: URL → the repository settings of the first set
+that writes there (maintenance and check run once per repository, not per set).
+*/}}
+{{- define "kbrackup.repositories" -}}
+{{- $repos := dict }}
+{{- range .Values.backups }}
+{{- $s := include "kbrackup.settings" (dict "root" $ "set" .) | fromJson }}
+{{- $url := include "kbrackup.repositoryUrl" $s }}
+{{- if not (hasKey $repos $url) }}
+{{- $_ := set $repos $url $s.repository }}
+{{- end }}
+{{- end }}
+{{- toJson $repos }}
+{{- end }}
+
+{{/*
+Settings of a maintenance or check CronJob: dict "root" $ "repository" REPO "job" (.Values.maintenance
+or .Values.check). The chart-wide defaults, the repository of the sets that write there, then the job's
+own temp, resources and Job fields.
+*/}}
+{{- define "kbrackup.jobSettings" -}}
+{{- $s := include "kbrackup.settings" (dict "root" .root "set" (dict "repository" .repository "temp" (merge (dict "limit" "") (pick .job.temp "sizeLimit")))) | fromJson }}
+{{- $s = include "kbrackup.merge" (list $s (pick .job "resources" "activeDeadlineSeconds" "ttlSecondsAfterFinished" "schedule" "timeZone" "suspend")) | fromJson }}
+{{- if hasKey .job "backoffLimit" }}
+{{- $_ := set $s "backoffLimit" .job.backoffLimit }}
+{{- end }}
+{{- /* Colocation is for reaching a backup set's volumes; maintenance reads none. */}}
+{{- $_ := set $s "colocateWith" dict }}
+{{- toJson $s }}
+{{- end }}
+
+{{/* The name of a per-repository CronJob: <fullname>-<what>, with a hash of the URL when the sets write to several repositories. */}}
+{{- define "kbrackup.repositoryJobName" -}}
+{{- $base := printf "%s-%s" (include "kbrackup.fullname" .root) .what }}
+{{- if gt .count 1 }}
+{{- printf "%s-%s" ($base | trunc 43 | trimSuffix "-") (include "kbrackup.redactedUrl" .url | sha256sum | trunc 8) }}
+{{- else }}
+{{- $base | trunc 52 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{/* podFailurePolicy of maintenance and check Jobs: no retry where it cannot help (10 no repository, 12 wrong key), none for pod disruptions. */}}
+{{- define "kbrackup.maintenanceFailurePolicy" -}}
+rules:
+  - action: FailJob
+    onExitCodes:
+      containerName: kbrackup
+      operator: In
+      values: [10, 12]
+  - action: Ignore
+    onPodConditions:
+      - type: DisruptionTarget
+        status: "True"
 {{- end }}

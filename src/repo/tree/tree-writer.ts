@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { createDeflate, type Deflate } from 'node:zlib';
 import type { RepoSecrets } from '../../crypto/kdf.js';
 import { Layout } from '../layout.js';
-import { encodeMeta, encryptCompressedMeta } from '../meta-codec.js';
+import { META_LEVEL, encodeMeta, encryptCompressedMeta } from '../meta-codec.js';
 import { encodeEntry, encodePart, type ContentPart, type TreeEntry } from './entry.js';
 
 /** A finished tree or list object, ready to store under `name`: its bytes, or a temp file for big ones. */
@@ -51,7 +51,7 @@ class ObjectWriter {
   private async flush(): Promise<void> {
     if (!this.spill) {
       const path = join(this.tempDir, `tree-${randomBytes(8).toString('hex')}.z`);
-      const deflate = createDeflate({ level: 6 });
+      const deflate = createDeflate({ level: META_LEVEL });
       const out = createWriteStream(path, { flags: 'wx' });
       this.spill = { path, deflate, out, done: pipeline(deflate, out) };
       this.spill.done.catch(() => undefined);

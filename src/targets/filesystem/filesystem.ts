@@ -118,14 +118,15 @@ export class FilesystemTarget implements Target {
       fd: handle,
       start: range?.offset,
       end: range ? range.offset + range.length - 1 : undefined,
-      highWaterMark: 64 * 1024,
+      // A chunk (~1 MiB) in four reads rather than sixteen: each read is an async call with a cost of its own.
+      highWaterMark: range && range.length >= 256 * 1024 ? 256 * 1024 : 64 * 1024,
     });
   }
 
   async head(name: string): Promise<ObjectInfo | undefined> {
     try {
       const s = await stat(this.path(name));
-      return s.isFile() ? { name, size: s.size } : undefined;
+      return s.isFile() ? { name, size: s.size, modified: s.mtimeMs } : undefined;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw this.fail(name, err);
@@ -147,8 +148,8 @@ export class FilesystemTarget implements Target {
       const parent = (entry as unknown as { parentPath?: string }).parentPath ?? (entry as unknown as { path: string }).path;
       const full = join(parent, entry.name);
       const rel = full.slice(this.root.length + 1).split(sep).join('/');
-      const size = await stat(full).then((s) => s.size, () => undefined);
-      if (size !== undefined) yield { name: rel, size };
+      const s = await stat(full).catch(() => undefined);
+      if (s) yield { name: rel, size: s.size, modified: s.mtimeMs };
     }
   }
 

@@ -149,7 +149,7 @@ export class S3Target implements Target {
   async head(name: string): Promise<ObjectInfo | undefined> {
     try {
       const res = await this.client.send(new HeadObjectCommand({ Bucket: this.config.bucket, Key: this.key(name) }));
-      return { name, size: res.ContentLength ?? 0 };
+      return { name, size: res.ContentLength ?? 0, modified: res.LastModified?.getTime() };
     } catch (err) {
       const mapped = this.fail(name, err);
       if (mapped instanceof NotFoundError) return undefined;
@@ -170,7 +170,7 @@ export class S3Target implements Target {
       for (const object of page.Contents ?? []) {
         // Keys ending in '/' are folder markers made by consoles and other tools, not objects.
         if (object.Key === undefined || object.Key.endsWith('/')) continue;
-        yield { name: object.Key.slice(this.root.length), size: object.Size ?? 0 };
+        yield { name: object.Key.slice(this.root.length), size: object.Size ?? 0, modified: object.LastModified?.getTime() };
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token !== undefined);

@@ -179,7 +179,7 @@ export class SftpTarget implements Target {
     const conn = await this.open();
     try {
       const stats = await conn.call<Stats>((sftp, cb) => sftp.stat(this.path(name), cb));
-      return stats.isFile() ? { name, size: stats.size } : undefined;
+      return stats.isFile() ? { name, size: stats.size, modified: stats.mtime * 1000 } : undefined;
     } catch (err) {
       if (sftpStatus(err) === SFTP_STATUS.noSuchFile) return undefined;
       throw this.fail(name, err);
@@ -211,7 +211,7 @@ export class SftpTarget implements Target {
             if (entry.filename === '.' || entry.filename === '..' || entry.filename.startsWith(TEMP_PREFIX)) continue;
             const child = rel === '' ? entry.filename : `${rel}/${entry.filename}`;
             if (entry.attrs.isDirectory()) pending.push(child);
-            else if (entry.attrs.isFile()) yield { name: child, size: entry.attrs.size };
+            else if (entry.attrs.isFile()) yield { name: child, size: entry.attrs.size, modified: entry.attrs.mtime * 1000 };
           }
         }
       } finally {
