@@ -202,4 +202,22 @@ describe('README claims through the CLI', () => {
     }
     await rm(join(fx.dir, 'url-repo'), { recursive: true });
   });
+
+  it('an unchanged re-run stores one snapshot object of under 1 KiB; a changed file adds a tree for its folder and each folder above', async () => {
+    const objects = async () => new Set(((await readdir(fx.repo, { recursive: true, withFileTypes: true })) as import('node:fs').Dirent[]).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name).slice(fx.repo.length + 1)));
+    const added = async (before: Set<string>) => [...(await objects())].filter((n) => !before.has(n)).sort();
+    expectCode(await backup(['--source', 'growth']), 0);
+    let before = await objects();
+    expectCode(await backup(['--source', 'growth']), 0);
+    const unchanged = await added(before);
+    assert.equal(unchanged.length, 1, unchanged.join(', '));
+    assert.match(unchanged[0]!, /^snapshots\/growth\//);
+    assert.ok((await stat(join(fx.repo, unchanged[0]!))).size < 1024);
+    before = await objects();
+    await writeFile(join(src, 'logs', 'old', 'b.log'), 'log b, changed\n');
+    expectCode(await backup(['--source', 'growth']), 0);
+    const changed = await added(before);
+    assert.equal(changed.filter((n) => n.startsWith('trees/')).length, 3, `logs/old, logs and the root: ${changed.join(', ')}`);
+    assert.equal(changed.filter((n) => n.startsWith('snapshots/')).length, 1);
+  });
 });
