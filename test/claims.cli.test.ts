@@ -1,14 +1,14 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
-import { hostname } from 'node:os';
+import { chmod, copyFile, cp, mkdir, mkdtemp, readFile, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RepoSecrets } from '../src/crypto/kdf.js';
 import { Layout } from '../src/repo/layout.js';
 import { encodeMeta } from '../src/repo/meta-codec.js';
-import { jsonLines, runCli, summaryOf, type RunResult } from './helpers/cli.js';
+import { NOBODY, jsonLines, runCli, summaryOf, type RunResult } from './helpers/cli.js';
 import { sha256File, writePseudoRandom } from './helpers/data.js';
 import { credentialSecrets, deleteObject, writeObject } from './helpers/forge.js';
 import { expectCode, makeFixture, type Fixture } from './helpers/repo.js';
@@ -16,9 +16,9 @@ import { treeOf } from './helpers/tree.js';
 
 /**
  * README claims that no other suite held to: each flag the README names, file:/// repositories,
- * several recipients, locks and exit 11, status lines every second, option precedence, and that backup
- * credentials cannot restore. Real files and the real CLI; every wait is bounded by the lock's own
- * expiry and the test runner's timeout.
+ * several recipients, locks and exit 11, status lines every second, option precedence, that backup
+ * credentials cannot restore, and forget's and prune's refusals and exit 3. Real files and the real
+ * CLI; every wait is bounded by the lock's own expiry and the test runner's timeout.
  */
 describe('README claims through the CLI', () => {
   let fx: Fixture;
@@ -219,5 +219,53 @@ describe('README claims through the CLI', () => {
     const changed = await added(before);
     assert.equal(changed.filter((n) => n.startsWith('trees/')).length, 3, `logs/old, logs and the root: ${changed.join(', ')}`);
     assert.equal(changed.filter((n) => n.startsWith('snapshots/')).length, 1);
+  });
+  it('forget refuses a policy that would remove every snapshot of a group, and removes nothing', async () => {
+    const before = await snapshots();
+    const run = await runCli(['forget', '--repo', fx.repo, '--credentials', fx.cred, '--keep-tag', 'no-such-tag', '--source', 'growth']);
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, /refusing to remove every snapshot of group .*growth.* no rule keeps any of them; nothing was removed/);
+    assert.deepEqual(await snapshots(), before);
+  });
+
+  it('forget and prune exit 3 when the storage refuses deletes, naming what stays; the repository stays whole', async () => {
+    // As nobody on a copy whose app/ snapshot folder and tree folders belong to root: those deletes fail, the rest go through.
+    const dir = await mkdtemp(join(tmpdir(), 'kbrackup-undeletable-'));
+    try {
+      const repo = join(dir, 'repo');
+      const tmp = join(dir, 'tmp');
+      const cred = join(dir, 'backup.cred');
+      await cp(fx.repo, repo, { recursive: true });
+      await mkdir(tmp);
+      await copyFile(fx.cred, cred);
+      execFileSync('chown', ['-R', `${NOBODY}:${NOBODY}`, dir]);
+      await chmod(dir, 0o755);
+      const treeFolders = (await readdir(join(repo, 'trees'))).map((d) => join(repo, 'trees', d));
+      execFileSync('chown', ['root:root', join(repo, 'snapshots', 'app'), ...treeFolders]);
+      const asNobody = (args: string[]) => runCli([...args, '--repo', repo, '--credentials', cred, '--temp-dir', tmp], { asUser: NOBODY });
+      const listed = async () => JSON.parse(expectCode(await asNobody(['snapshots', '--json']), 0).stdout) as { id: string; source: string }[];
+      const all = await listed();
+      const app = all.filter((s) => s.source === 'app').map((s) => s.id);
+      const growth = all.filter((s) => s.source === 'growth').map((s) => s.id);
+      assert.ok(app.length > 0 && growth.length > 0, JSON.stringify(all));
+
+      const forget = await asNobody(['forget', app[0]!, ...growth]);
+      assert.equal(forget.code, 3, forget.stderr);
+      assert.match(forget.stderr, /could not remove snapshots\/app\/\S+-[0-9a-f]{64}: /);
+      assert.match(forget.stderr, new RegExp(`${growth.length} snapshots removed, 1 could not be`));
+      assert.deepEqual((await listed()).map((s) => s.id).sort(), all.filter((s) => s.source !== 'growth').map((s) => s.id).sort());
+
+      // Growth's changed folders are used by no snapshot now; their trees cannot be deleted.
+      const prune = await asNobody(['prune', '--grace', '0s', '--json']);
+      assert.equal(prune.code, 3, prune.stderr);
+      const stats = JSON.parse(prune.stdout.trim().split('\n').at(-1)!) as { failed_deletes: number; trees: { delete: number } };
+      assert.ok(stats.failed_deletes >= 3 && stats.trees.delete >= 3, JSON.stringify(stats));
+      assert.match(prune.stderr, /could not delete trees\/[0-9a-f]{2}\/[0-9a-f]{64}: /);
+      assert.match(prune.stderr, new RegExp(`${stats.failed_deletes} objects could not be deleted; they are garbage the next prune removes`));
+      // What could not be deleted is garbage, not a hole: check is clean.
+      expectCode(await asNobody(['check']), 0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
