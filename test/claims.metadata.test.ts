@@ -10,7 +10,7 @@ import { readCredentials, writeCredentials, type Credentials } from '../src/repo
 import { Layout, checkId, compactTime, idOfName, isId, isSource, parseSnapshotName, sanitizeSource } from '../src/repo/layout.js';
 import { decodeMeta } from '../src/repo/meta-codec.js';
 import { checkSnapshot } from '../src/repo/snapshot.js';
-import { decodeEntry, encodeEntry, type TreeEntry } from '../src/repo/tree/entry.js';
+import { MAX_INLINE_PARTS, decodeEntry, encodeEntry, type FileEntry, type TreeEntry } from '../src/repo/tree/entry.js';
 import { listParts, treeEntries } from '../src/repo/tree/tree-reader.js';
 import { collect, failsWith } from './helpers/expect.js';
 import { forgeSnapshot } from './helpers/forge.js';
@@ -173,6 +173,9 @@ describe('every field of a tree entry is checked before use (entry.ts decodeEntr
       [{ ...file, content: [['../x', 3]] }, /malformed content part/],
       [{ ...file, content: [[id, 1.5]] }, /malformed content part/],
       [{ ...file, content: [[1.5]] }, /malformed content part/],
+      // A hole is a list of exactly one length: not a longer list, not an object that looks like one.
+      [{ ...file, content: [[3, 1]], size: 3 }, /malformed content part/],
+      [{ ...file, content: [{ 0: 3, length: 1 }], size: 3 }, /malformed content part/],
       [{ ...file, content: 'x' }, /field "content" is missing or not a list of parts/],
       [{ ...file, size: 1001, content: Array.from({ length: 1001 }, () => [1]) }, /field "content" is missing or not a list/],
       [without(file, 'content'), /field "content"/],
@@ -182,6 +185,10 @@ describe('every field of a tree entry is checked before use (entry.ts decodeEntr
       [{ ...file, xattrs: [['dXNlcg==']] }, /field "xattrs"/],
       [{ ...file, xattrs: [['dXNlcg==', 'not base64!']] }, /field "xattrs"/],
       [{ ...file, xattrs: [[1, 'AA==']] }, /field "xattrs"/],
+      // Every pair is checked, not only one; a pair is a list of exactly two.
+      [{ ...file, xattrs: [['dXNlcg==', 'AA=='], ['dXNlcg==']] }, /field "xattrs"/],
+      [{ ...file, xattrs: ['ab'] }, /field "xattrs"/],
+      [{ ...file, xattrs: [['dXNlcg==', 'AA==', 'AA==']] }, /field "xattrs"/],
       [{ ...file, type: 'fifo' }, /field "type" is not dir, file or symlink/],
       [{ ...base, type: 'dir', tree: id.toUpperCase() }, /field "tree" is not an id/],
       [{ ...base, type: 'symlink' }, /field "target"/],
@@ -190,6 +197,9 @@ describe('every field of a tree entry is checked before use (entry.ts decodeEntr
     for (const [value, reason] of cases) {
       assert.throws(() => decode(value), (err: unknown) => err instanceof IntegrityError && err.object === 'trees/aa/x' && reason.test(err.message), JSON.stringify(value).slice(0, 120));
     }
+    // As many parts inline as the writer puts there decode.
+    const most = decode({ ...file, size: MAX_INLINE_PARTS, content: Array.from({ length: MAX_INLINE_PARTS }, () => [1]) }) as FileEntry;
+    assert.equal('parts' in most.content && most.content.parts.length, MAX_INLINE_PARTS);
     // A fine entry with the optional fields left out decodes; one time before 1970 too.
     assert.equal(decode({ ...file, mtime: '-315619200000000000' }).mtime, '-315619200000000000');
     assert.equal(decode({ ...base, type: 'symlink', rawtarget: Buffer.from('\xff', 'latin1').toString('base64') }).type, 'symlink');
@@ -252,7 +262,7 @@ describe('object names come only from checked ids (layout.ts)', () => {
 
   it('ids are exactly 64 lower-case hex digits, and checkId names object and field', () => {
     assert.ok(isId(id));
-    for (const bad of [id.toUpperCase(), id.slice(1), `${id}0`, `${id.slice(1)}g`, `../${id.slice(3)}`, 7, undefined, `${id}\n`]) assert.equal(isId(bad), false, String(bad));
+    for (const bad of [id.toUpperCase(), id.slice(1), `${id}0`, `${id.slice(1)}g`, `../${id.slice(3)}`, 7, undefined, `${id}\n`, [id]]) assert.equal(isId(bad), false, String(bad));
     assert.equal(checkId(id, 'o', 'f'), id);
     assert.throws(() => checkId('../x', 'obj', 'field'), failsWith(IntegrityError, /^obj: field is not an id \(64 hex digits\): "\.\.\/x"/));
   });
@@ -264,6 +274,10 @@ describe('object names come only from checked ids (layout.ts)', () => {
     assert.equal(Layout.index(id), `index/${id}`);
     assert.equal(Layout.lock(id), `locks/${id}`);
     assert.equal(Layout.signature('ab'), 'keys/signatures/ab');
+    assert.deepEqual(
+      [Layout.config, Layout.repoKey, Layout.passphraseKey, Layout.signaturesDir, Layout.chunksDir, Layout.packsDir, Layout.indexDir, Layout.treesDir, Layout.snapshotsDir, Layout.locksDir],
+      ['kbrackup.json', 'keys/repo-key', 'keys/passphrase', 'keys/signatures', 'chunks', 'packs', 'index', 'trees', 'snapshots', 'locks'],
+    );
     const time = new Date('2026-11-25T13:05:01.999Z');
     assert.equal(compactTime(time), '20261125T130501Z');
     assert.equal(Layout.snapshot('src', time, id), `snapshots/src/20261125T130501Z-${id}`);
@@ -273,6 +287,8 @@ describe('object names come only from checked ids (layout.ts)', () => {
     assert.equal(sanitizeSource('my data/../x'), 'my-data-..-x');
     assert.equal(sanitizeSource('..'), 'root');
     assert.equal(sanitizeSource('--a--'), 'a');
+    assert.equal(sanitizeSource('a b\tc'), 'a-b-c');
+    assert.equal(sanitizeSource('a  /\t b'), 'a-b', 'a run of other characters becomes one dash');
     assert.equal(sanitizeSource('.hidden'), 'hidden');
     assert.equal(sanitizeSource(''), 'root');
     assert.equal(sanitizeSource('x'.repeat(150)).length, 100);
@@ -298,6 +314,10 @@ describe('object names come only from checked ids (layout.ts)', () => {
       ['index', `locks/${id}`],
       ['index', `index/${id}.tmp`],
       ['trees', `xtrees/01/${id}`],
+      ['trees', `a/trees/01/${id}`],
+      ['chunks', `chunks/01/${id}0`],
+      ['index', `a/index/${id}`],
+      ['index', `index/${id}0`],
     ] as const) {
       assert.equal(idOfName(dir, bad), undefined, bad);
     }
