@@ -94,6 +94,10 @@ describe('every blob is checked against its keyed id (content-reader)', () => {
     const listed = await repo.trailer('chunk', c0.loc.objectId);
     assert.deepEqual(listed.map((e) => e.id.toString('hex')), [c0.id.toString('hex')]);
     assert.deepEqual(await repo.trailer('chunk', c0.loc.objectId, (await stat(join(local.repo, Layout.chunk(c0.loc.objectId)))).size), listed);
+    // A pack copied under a chunk's name: its trailer is sealed under the pack's name, so it does not open.
+    const pack = entryOf(A).loc.objectId;
+    await writeObject(local, Layout.chunk(pack), await readObject(local, Layout.pack(pack)));
+    await assert.rejects(repo.trailer('chunk', pack), failsWith(IntegrityError, new RegExp(`^${Layout.chunk(pack)}#blobs: authentication failed`)));
     const fake = 'f'.repeat(64);
     await assert.rejects(repo.trailer('chunk', fake), failsWith(IntegrityError, /is missing/));
     await writeObject(local, Layout.chunk(fake), Buffer.from('KBPT'));
@@ -127,6 +131,45 @@ describe('every blob is checked against its keyed id (content-reader)', () => {
       const to = await headerRecipients(header, name);
       assert.ok(to.length > 0 && to.every((f) => subkeys.includes(f)), `${name} is sealed for ${to.join(', ')}`);
       await assert.rejects(unsealSessionKey(header, { privateKeys: [], passwords: guesses }, name), WrongKeyError, name);
+    }
+  });
+});
+
+describe('blobs of one pack read together come back whole, each once, in order (content-reader)', () => {
+  let local: LocalRepo;
+  let repo: Repository;
+  /** 15 small files of 60 KiB that do not compress: several bundles of one pack, some more than the read gap apart. */
+  const files = Object.fromEntries(Array.from({ length: 15 }, (_, k) => [`f${String(k).padStart(2, '0')}`, createCipheriv('aes-256-ctr', Buffer.alloc(32, k + 1), Buffer.alloc(16)).update(Buffer.alloc(60 * 1024))]));
+  let blobs: { entry: IndexEntry; data: Buffer }[];
+
+  before(async () => {
+    local = await makeLocalRepo(files);
+    repo = await local.open();
+    const index = await readIndex(local, repo.secrets);
+    blobs = Object.values(files)
+      .map((data) => ({ entry: index.find((e) => e.id.equals(createHmac('sha256', repo.secrets.chunkIdKey).update(data).digest()))!, data }))
+      .sort((x, y) => x.entry.loc.bundleOffset - y.entry.loc.bundleOffset || x.entry.loc.blobOffset - y.entry.loc.blobOffset);
+  });
+  after(() => local.cleanup());
+
+  it('any selection of a pack\'s blobs — all, every other one, whole bundles skipped, far apart — is read byte-exact', async () => {
+    const bundles = [...new Set(blobs.map((b) => b.entry.loc.bundleOffset))];
+    assert.equal(new Set(blobs.map((b) => b.entry.loc.objectId)).size, 1, 'one pack');
+    assert.ok(bundles.length >= 3, `${bundles.length} bundles`);
+    assert.ok(bundles.at(-1)! - bundles[0]! > 2 * 256 * 1024, 'the first and last bundle are further apart than one read covers');
+    const inBundle = (n: number) => blobs.filter((b) => b.entry.loc.bundleOffset === bundles[n]);
+    const selections = [
+      blobs,
+      blobs.filter((_, k) => k % 2 === 0),
+      [...inBundle(0), ...inBundle(2)],
+      [blobs[0]!, blobs.at(-1)!],
+      [...inBundle(1).slice(1), ...inBundle(bundles.length - 1)],
+      [blobs.at(-1)!],
+    ];
+    for (const selection of selections) {
+      const read = await collect(repo.readBlobs(selection.map((b) => b.entry)));
+      assert.equal(read.length, selection.length);
+      read.forEach((r, k) => assert.ok(r.id.equals(selection[k]!.entry.id) && r.data.equals(selection[k]!.data), `blob ${k} of ${selection.length}`));
     }
   });
 });
