@@ -107,6 +107,10 @@ describe('every blob is checked against its keyed id (content-reader)', () => {
     footer.write('KBPT', 4);
     await writeObject(local, Layout.chunk(fake), Buffer.concat([Buffer.alloc(100), footer]));
     await assert.rejects(repo.trailer('chunk', fake), failsWith(IntegrityError, /announces a trailer longer than itself/));
+    // Longer than what comes before the footer by a few bytes only.
+    footer.writeUInt32BE(104);
+    await writeObject(local, Layout.chunk(fake), Buffer.concat([Buffer.alloc(100), footer]));
+    await assert.rejects(repo.trailer('chunk', fake), failsWith(IntegrityError, /announces a trailer longer than itself/));
   });
 
   it('backup credentials open no content: no reader, no key packet for them, no derived key opens one', async () => {
