@@ -10,7 +10,7 @@ import type { IndexEntry } from '../src/repo/index/records.js';
 import { Layout } from '../src/repo/layout.js';
 import type { Repository } from '../src/repo/repository.js';
 import { collect, failsWith } from './helpers/expect.js';
-import { readIndex, readObject, readTree, writeObject } from './helpers/forge.js';
+import { forgeChunk, readIndex, readObject, readTree, writeObject } from './helpers/forge.js';
 import { makeLocalRepo, type LocalRepo } from './helpers/local-repo.js';
 
 /**
@@ -111,6 +111,18 @@ describe('every blob is checked against its keyed id (content-reader)', () => {
     footer.writeUInt32BE(104);
     await writeObject(local, Layout.chunk(fake), Buffer.concat([Buffer.alloc(100), footer]));
     await assert.rejects(repo.trailer('chunk', fake), failsWith(IntegrityError, /announces a trailer longer than itself/));
+  });
+
+  it('a bundle that inflates past the largest a repository writes is refused, even with a matching id', async () => {
+    // Anyone with the public key (a holder of the backup credentials) can seal 4 MiB of zeros into a few KiB.
+    const data = Buffer.alloc(4 * 1024 * 1024);
+    const bomb = await forgeChunk(local.key.toPublic(), data, 'zlib');
+    assert.ok(bomb.bundleLength < 64 * 1024);
+    const objectId = 'e'.repeat(64);
+    await writeObject(local, Layout.chunk(objectId), bomb.bytes);
+    const id = createHmac('sha256', repo.secrets.chunkIdKey).update(data).digest();
+    const wanted = { id, loc: { kind: 'chunk' as const, objectId, keyOffset: 0, bundleOffset: bomb.bundleOffset, bundleLength: bomb.bundleLength, blobOffset: 0, rawLength: data.length } };
+    await assert.rejects(collect(repo.readBlobs([wanted])), failsWith(IntegrityError, new RegExp(`^${Layout.chunk(objectId)}: does not decompress`)));
   });
 
   it('backup credentials open no content: no reader, no key packet for them, no derived key opens one', async () => {
