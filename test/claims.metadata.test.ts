@@ -124,11 +124,14 @@ describe('every field of a tree entry is checked before use (entry.ts decodeEntr
     const entries: TreeEntry[] = [
       { type: 'dir', name: 'd', mode: 0o7777, uid: 2 ** 32 - 1, gid: 0, mtime: '-1', tree: id },
       { type: 'symlink', name: 'l\u00e9', mode: 0o777, uid: 0, gid: 1, mtime: '0', linkTarget: '\xff/x' },
-      { type: 'file', name: '\xfe\xff', mode: 0, uid: 0, gid: 0, mtime: '8640000000000000000000', size: 10, ctime: '-8640000000000000000000', ino: '0', links: 2, dev: '99', sha256: 'b'.repeat(64), content: { parts: [{ id, length: 4 }, { hole: 6 }] }, xattrs: [[Buffer.from('user.a'), Buffer.from([0, 1])]] },
+      { type: 'file', name: '\xfe\xff', mode: 0, uid: 0, gid: 0, mtime: '8640000000000000000000', size: 10, ctime: '-8640000000000000000000', ino: '0', links: 2, dev: '99', sha256: 'b'.repeat(64), content: { parts: [{ id, length: 4 }, { hole: 6 }] }, xattrs: [[Buffer.from('user.a'), Buffer.from([0, 1])], [Buffer.from('user.b'), Buffer.alloc(0)]] },
       { type: 'file', name: 'n'.repeat(255), mode: 0o644, uid: 0, gid: 0, mtime: '1', size: 2 ** 40, ctime: '1', ino: '9'.repeat(25), content: { list: id, count: 1_000_000 } },
       { type: 'file', name: 'e', mode: 0o644, uid: 0, gid: 0, mtime: '1', size: 0, ctime: '1', ino: '1', content: { parts: [] } },
     ];
     for (const e of entries) assert.deepEqual(decode(encodeEntry(e)), e, e.name);
+    // Names that are text are stored as text (readable, and shorter); others as base64 bytes.
+    assert.match(encodeEntry(entries[0]!), /"name":"d"/);
+    assert.match(encodeEntry(entries[2]!), /"rawname":"/);
   });
 
   it('every malformed field is an IntegrityError naming the object, the line or entry, and the field', () => {
