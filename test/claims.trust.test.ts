@@ -159,6 +159,7 @@ describe('the trust chain: the owner\'s signature anchors the config, the config
       await assert.rejects(initRepository(new FilesystemTarget(dir), options({ passphrase: 'x' })), failsWith(ConfigError, /is not empty \(it holds /));
       await assert.rejects(initRepository(new FilesystemTarget(join(dir, 'q')), options({})), failsWith(ConfigError, /init needs --key/));
       await assert.rejects(initRepository(new FilesystemTarget(join(dir, 'q')), options({ signer: local.key, passphrase: 'x' })), failsWith(ConfigError, /either --key\/--recipient or --passphrase-file, not both/));
+      await assert.rejects(initRepository(new FilesystemTarget(join(dir, 'q')), options({ recipients: [{ armored: other.armoredPublic, source: 'o' }], passphrase: 'x' })), failsWith(ConfigError, /either --key\/--recipient or --passphrase-file, not both/));
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
