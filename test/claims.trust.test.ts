@@ -94,6 +94,15 @@ describe('the trust chain: the owner\'s signature anchors the config, the config
       async () => writeObject(local, Layout.repoKey, await encodeKeyObject({ repository: stored.config.id, repoKey: 'short' }, { recipients: [ownerPub], passwords: [] })),
       () => assert.rejects(local.open(), failsWith(IntegrityError, /field "repoKey" is malformed/)),
     );
+    await attacked(
+      async () => writeObject(local, Layout.repoKey, await encodeKeyObject({ repository: stored.config.id, repoKey: 32 } as never, { recipients: [ownerPub], passwords: [] })),
+      () => assert.rejects(local.open(), failsWith(IntegrityError, /field "repoKey" is malformed/)),
+    );
+    // A key object sealed for a password only names no recipient: backups refuse it too.
+    await attacked(
+      async () => writeObject(local, Layout.repoKey, await encodeKeyObject({ repository: stored.config.id, repoKey: local.credentials.repoKey }, { recipients: [], passwords: ['storage'] })),
+      () => assert.rejects(local.open({ credentials: local.credentials }), failsWith(IntegrityError, /^keys\/repo-key: is encrypted to no recipient; damaged or replaced/)),
+    );
     // A key object that adds a reader: backups refuse it.
     await attacked(
       async () => writeObject(local, Layout.repoKey, await encodeKeyObject({ repository: stored.config.id, repoKey: local.credentials.repoKey }, { recipients: [ownerPub, other.privateKey.toPublic()], passwords: [] })),
