@@ -195,8 +195,18 @@ describe('restore writes only verified content under a file\'s name (files-write
     assert.equal(s.size, size, 'a trailing hole is kept by the size');
     assert.ok(s.blocks * 512 < 512 * 1024);
     assert.deepEqual((await readFile(join(d, 's'))).subarray(1024 * 1024, 1024 * 1024 + head.length), head);
+    // Two pieces, a hole, a piece: gathered pieces are written where the first starts, the last at its own offset.
+    const tail2 = Buffer.alloc(3000, 3);
+    const gapped = new LargeFileWriter(d, 'g', { ...entryOf('g', head), sha256: undefined, size: head.length + 100_000 + tail2.length }, TREE, xattrs);
+    await gapped.openFile();
+    await gapped.data(head.subarray(0, 40_000));
+    await gapped.data(head.subarray(40_000));
+    gapped.hole(100_000);
+    await gapped.data(tail2);
+    await gapped.finish();
+    assert.deepEqual(await readFile(join(d, 'g')), Buffer.concat([head, Buffer.alloc(100_000), tail2]));
     assert.equal(Number((await stat(join(d, 'f'))).mode & 0o7777), 0o640);
-    assert.deepEqual((await readdir(d)).sort(), ['f', 's']);
+    assert.deepEqual((await readdir(d)).sort(), ['f', 'g', 's']);
   });
 
   it('a file whose metadata cannot be applied is not left behind, under its name or a temp name', async () => {
