@@ -137,6 +137,10 @@ describe('backup and restore on a filesystem repository', () => {
     assert.equal(errors.length, 1);
     assert.equal((errors[0] as { item: string }).item, 'secret.txt');
     assert.equal(summaryOf(result.stdout).total_files_processed, 1);
+    // KBRACKUP_PARTIAL_EXIT_CODE=0 (the chart's partialIsFailure: false): the same partial run exits 0, its summary still counts the error.
+    const lenient = await runCli(['backup', '--repo', fx.repo, '--credentials', fx.cred, '--temp-dir', tmp, '--json', part], { uid: 65534, gid: 65534, env: { ...process.env, KBRACKUP_PARTIAL_EXIT_CODE: '0' } });
+    expectCode(lenient, 0);
+    assert.equal(summaryOf(lenient.stdout).error_count, 1);
   });
   it('stores large compressible and mixed files through chunks cut at odd offsets, byte-exact', async () => {
     // 100,000-byte chunks start at odd places in the 256 KiB read blocks, so a chunk's first write is

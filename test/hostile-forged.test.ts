@@ -155,6 +155,18 @@ describe('hostile metadata from a holder of the backup credentials', () => {
     assert.ok(Date.now() - started < 30_000, 'refused without reading 300 MB');
   });
 
+  it('genuine blobs in another order, or another genuine blob of the same size, are refused by the file\'s SHA-256, and the file never appears', async () => {
+    // Every blob matches its id, and the parts add up to the size: only the SHA-256 of the whole file tells (a writer's bug, or a forger's).
+    const entries = await readTree(fx, secrets, genuine.tree);
+    const big = entries.find((e) => e.name === 'big.bin') as FileEntry;
+    const [c0, c1, c2, c3] = chunks as [string, string, string, string];
+    const reordered = await forgeTree(secrets, [{ ...big, content: { parts: [c1, c0, c2, c3].map((id) => ({ id, length: CHUNK })) } }]);
+    await refusedTree(reordered, reordered.name, /big\.bin: restored content does not match its recorded size and SHA-256/);
+    const [a, b] = ['a.txt', 'b.txt'].map((n) => entries.find((e) => e.name === n) as FileEntry) as [FileEntry, FileEntry];
+    const swapped = await forgeTree(secrets, [{ ...a, content: b.content }]);
+    await refusedTree(swapped, swapped.name, /a\.txt: restored content does not match its recorded size and SHA-256/);
+  });
+
   it('a content list with more or fewer parts than its entry announces is refused, named', async () => {
     const list = forgeLines(secrets, chunks.slice(0, 3).map((c) => `["${c}",${CHUNK}]`));
     await writeObject(fx, list.name, list.bytes);

@@ -52,6 +52,12 @@ const LOOKUPS = 32;
 const OPEN_AHEAD = 2;
 /** Hard-linked inodes remembered; past this, further links are restored as copies (with a warning). */
 const MAX_LINKED = 100_000;
+/**
+ * How far a restored file's mtime may be from the recorded one and still count as the same for
+ * `--conflict update`: times are set through float seconds, which libuv cuts to microseconds (a file
+ * this restore wrote comes back up to ~2 us early), so an exact comparison rewrote every file.
+ */
+const TIME_SLACK_NS = 2000n;
 
 interface SmallJob {
   dir: ByteString;
@@ -116,8 +122,11 @@ class RestoreRun {
         throw new KbrackupError(`${displayName(absolute)} already exists; choose --conflict skip|overwrite|update`);
       case 'skip':
         return false;
-      case 'update':
-        return entry.type !== 'file' || existing.size !== BigInt(entry.size) || existing.mtimeNs !== BigInt(entry.mtime);
+      case 'update': {
+        if (entry.type !== 'file' || existing.size !== BigInt(entry.size)) return true;
+        const drift = existing.mtimeNs - BigInt(entry.mtime);
+        return drift >= TIME_SLACK_NS || drift <= -TIME_SLACK_NS;
+      }
       case 'overwrite':
         return true;
     }

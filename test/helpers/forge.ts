@@ -18,7 +18,8 @@ import { decodeMeta, encodeMeta } from '../../src/repo/meta-codec.js';
 import type { Snapshot } from '../../src/repo/snapshot.js';
 import { decodeEntry, type ContentPart, type FileEntry, type TreeEntry } from '../../src/repo/tree/entry.js';
 import { TreeWriter, type FinishedTree } from '../../src/repo/tree/tree-writer.js';
-import { logLines, type RunResult } from './cli.js';
+import type { RunResult } from './cli.js';
+import { logLines } from './output.js';
 import type { Fixture } from './repo.js';
 
 /**
@@ -44,18 +45,18 @@ export async function ownerPublicKey(fx: Fixture): Promise<PublicKey> {
 }
 
 /** A stored object's bytes. */
-export function readObject(fx: Fixture, name: string): Promise<Buffer> {
+export function readObject(fx: Pick<Fixture, 'repo'>, name: string): Promise<Buffer> {
   return readFile(join(fx.repo, name));
 }
 
 /** Store bytes under an object name, as the storage can (replacing what is there). */
-export async function writeObject(fx: Fixture, name: string, bytes: Uint8Array): Promise<void> {
+export async function writeObject(fx: Pick<Fixture, 'repo'>, name: string, bytes: Uint8Array): Promise<void> {
   await mkdir(dirname(join(fx.repo, name)), { recursive: true });
   await writeFile(join(fx.repo, name), bytes);
 }
 
 /** Remove an object, as the storage can. */
-export function deleteObject(fx: Fixture, name: string): Promise<void> {
+export function deleteObject(fx: Pick<Fixture, 'repo'>, name: string): Promise<void> {
   return rm(join(fx.repo, name));
 }
 
@@ -70,7 +71,7 @@ export async function keepPristine(fx: Fixture): Promise<() => Promise<void>> {
 }
 
 /** Names of the objects below a folder of the layout, sorted. */
-export async function objectNames(fx: Fixture, dir: string): Promise<string[]> {
+export async function objectNames(fx: Pick<Fixture, 'repo'>, dir: string): Promise<string[]> {
   const entries = await readdir(join(fx.repo, dir), { recursive: true, withFileTypes: true }).catch(() => []);
   return entries
     .filter((e) => e.isFile())
@@ -89,19 +90,19 @@ export function blobId(secrets: RepoSecrets, data: Buffer): string {
 }
 
 /** A stored snapshot as it decrypts with `secrets`. */
-export async function readSnapshot(fx: Fixture, secrets: RepoSecrets, name: string): Promise<Snapshot> {
+export async function readSnapshot(fx: Pick<Fixture, 'repo'>, secrets: RepoSecrets, name: string): Promise<Snapshot> {
   return JSON.parse(decodeMeta(secrets, name, await readObject(fx, name), 1 << 24).toString('utf8')) as Snapshot;
 }
 
 /** The entries of a stored tree as they decrypt with `secrets`. */
-export async function readTree(fx: Fixture, secrets: RepoSecrets, id: string): Promise<TreeEntry[]> {
+export async function readTree(fx: Pick<Fixture, 'repo'>, secrets: RepoSecrets, id: string): Promise<TreeEntry[]> {
   const name = Layout.tree(id);
   const lines = decodeMeta(secrets, name, await readObject(fx, name), 1 << 28).toString('utf8').split('\n').slice(0, -1);
   return lines.map((line, i) => decodeEntry(line, name, i + 1));
 }
 
 /** Every entry of every stored index object, as they decrypt with `secrets`. */
-export async function readIndex(fx: Fixture, secrets: RepoSecrets): Promise<IndexEntry[]> {
+export async function readIndex(fx: Pick<Fixture, 'repo'>, secrets: RepoSecrets): Promise<IndexEntry[]> {
   const out: IndexEntry[] = [];
   for (const name of await objectNames(fx, Layout.indexDir)) out.push(...parseBlobList(decodeMeta(secrets, name, await readObject(fx, name), 1 << 28), name));
   return out;
