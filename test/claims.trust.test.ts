@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as openpgp from 'openpgp';
 import { headerLength, headerRecipients } from '../src/crypto/envelope.js';
 import { newKey } from '../src/crypto/kdf.js';
 import { signDetached } from '../src/crypto/keys.js';
@@ -183,7 +184,12 @@ describe('the trust chain: the owner\'s signature anchors the config, the config
       assert.deepEqual(config.encryption.recipients.map((r) => r.fingerprint), [local.key, other.privateKey, third.privateKey].map((k) => k.getFingerprint()));
       assert.equal(credentials!.recipients.length, 3);
       const bytes = await readFile(join(dir, 'm', Layout.repoKey));
-      assert.equal((await headerRecipients(bytes.subarray(0, headerLength(bytes, 'k')), 'k')).length, 3);
+      const header = bytes.subarray(0, headerLength(bytes, 'k'));
+      assert.equal((await headerRecipients(header, 'k')).length, 3);
+      // Only the recipients can unwrap it: a password packet beside theirs would open it for whoever knows the password.
+      const packets = (await openpgp.readMessage({ binaryMessage: header })).packets;
+      assert.equal(packets.filterByTag(openpgp.enums.packet.symEncryptedSessionKey).length, 0, 'no password (SKESK) packet');
+      assert.equal(packets.length, 3, 'one key packet per recipient, nothing else');
       assert.equal((await openRepository(target, { privateKey: local.key })).canReadContent, true);
       await trustRepository(target, third.privateKey);
       assert.equal((await openRepository(target, { privateKey: third.privateKey })).canReadContent, true);

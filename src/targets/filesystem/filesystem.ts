@@ -169,22 +169,24 @@ export class FilesystemTarget implements Target {
   }
 
   async *list(dir: string): AsyncIterable<ObjectInfo> {
-    const base = this.path(dir);
-    let handle;
-    try {
-      handle = await opendir(base, { recursive: true, bufferSize: 256 });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw this.fail(dir, err);
-    }
-    for await (const entry of handle) {
-      if (!entry.isFile() || entry.name.startsWith(TEMP_PREFIX)) continue;
-      // Node 20 exposes the directory as `path`, newer releases as `parentPath`.
-      const parent = (entry as unknown as { parentPath?: string }).parentPath ?? (entry as unknown as { path: string }).path;
-      const full = join(parent, entry.name);
-      const rel = full.slice(this.root.length + 1).split(sep).join('/');
-      const s = await stat(full).catch(() => undefined);
-      if (s) yield { name: rel, size: s.size, modified: s.mtimeMs };
+    // Folders are walked one at a time: Node 20's recursive opendir returns only the first `bufferSize`
+    // entries of each subfolder (a source with 300 snapshots listed 256 of them).
+    const folders = [this.path(dir)];
+    for (let folder = folders.pop(); folder !== undefined; folder = folders.pop()) {
+      let handle;
+      try {
+        handle = await opendir(folder, { bufferSize: 256 });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw this.fail(dir, err);
+      }
+      for await (const entry of handle) {
+        const full = join(folder, entry.name);
+        if (entry.isDirectory()) folders.push(full);
+        if (!entry.isFile() || entry.name.startsWith(TEMP_PREFIX)) continue;
+        const s = await stat(full).catch(() => undefined);
+        if (s) yield { name: full.slice(this.root.length + 1).split(sep).join('/'), size: s.size, modified: s.mtimeMs };
+      }
     }
   }
 
