@@ -70,9 +70,11 @@ export class ChunkThread {
     const done = (reusable: boolean): void => {
       this.files.delete(stream);
       if (reusable) this.rings.push(ring);
+      this.holdWhileBusy();
     };
     const file = new FileChunking(stream, ring, post, done);
     this.files.set(stream, file);
+    this.holdWhileBusy();
     if (this.failure !== undefined) file.fail(this.failure);
     else post({ stream, open: { key: this.key, cutter: this.cutter, ring, slotSize: CHUNK_BLOCK } });
     return file;
@@ -87,8 +89,10 @@ export class ChunkThread {
     const stream = this.nextStream++;
     if (this.failure !== undefined) waiter.reject(this.failure);
     else {
+      const post = this.sender();
       this.smallReads.set(stream, waiter);
-      this.sender()({ stream, small: { key: this.key, batch: encodeSmallBatch(files) } });
+      this.holdWhileBusy();
+      post({ stream, small: { key: this.key, batch: encodeSmallBatch(files) } });
     }
     return promise;
   }
@@ -101,15 +105,27 @@ export class ChunkThread {
     await worker?.terminate();
   }
 
+  /**
+   * Keep the process alive exactly while the thread has work: when the main thread waits only for the
+   * thread's answer (chunks it already has, nothing to upload), an unreferenced thread let the event
+   * loop run empty and Node 24 exited 13 in the middle of a backup. Idle, it must not hold the process.
+   */
+  private holdWhileBusy(): void {
+    if (this.files.size > 0 || this.smallReads.size > 0) this.worker?.ref();
+    else this.worker?.unref();
+  }
+
   private receive(m: ChunkReply): void {
     if ('reads' in m) {
       this.smallReads.get(m.stream)?.resolve(m);
       this.smallReads.delete(m.stream);
+      this.holdWhileBusy();
       return;
     }
     if ('error' in m && this.smallReads.has(m.stream)) {
       this.smallReads.get(m.stream)!.reject(new Error(`chunk thread: ${m.error}`));
       this.smallReads.delete(m.stream);
+      this.holdWhileBusy();
       return;
     }
     this.files.get(m.stream)?.receive(m);
@@ -136,6 +152,7 @@ export class ChunkThread {
       for (const file of this.files.values()) file.fail(err);
       for (const read of this.smallReads.values()) read.reject(err);
       this.smallReads.clear();
+      this.holdWhileBusy();
     };
     worker.on('error', fail);
     worker.on('exit', (code) => fail(new Error(`chunk thread exited (code ${code})`)));
