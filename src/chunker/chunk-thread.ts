@@ -142,8 +142,9 @@ export class ChunkThread {
 
   private start(): Worker {
     const worker = new Worker(new URL('./chunk-worker.js', import.meta.url), {
-      // It holds two hash states and a cutter; blocks live in the shared ring.
-      resourceLimits: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 1, stackSizeMb: 1 },
+      // It holds two hash states and a cutter; blocks live in the shared ring. A ceiling, not a
+      // reservation: at 8 MiB Node 24's isolate ran out of heap on a 2 MiB file under load.
+      resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 1, stackSizeMb: 1 },
     });
     worker.unref();
     worker.on('message', (m: ChunkReply) => this.receive(m));
