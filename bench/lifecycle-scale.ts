@@ -1,8 +1,9 @@
 // Lifecycle at scale: `node --import tsx bench/lifecycle-scale.ts [GENERATIONS] [BLOBS_PER_GENERATION]`
-// (default 1000 x 1000: 1,000 snapshots, 1,000,000 blobs). Builds a small (10 x 100) and the large
+// (default 1000 x 1000: 1,000 snapshots, 1,000,000 blobs). Builds a small (10 x 100, whose snapshots
+// each list only the last 3 generations, so that its prune repacks as the large one's does) and the large
 // repository with bench/synthetic-repo.ts, then times check, forget, prune, check again, a backup into
 // the repository and an unchanged re-run, each inside a 64 MiB memory cgroup (../shared/tools/memcap)
-// with the image's heap flags, and prints a Markdown table: wall time, peak RSS (GNU time), and the
+// with the image's heap flags and environment, and prints a Markdown table: wall time, peak RSS (GNU time), and the
 // cgroup's peak (which also counts page cache, so it sits near the limit when files are streamed).
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -12,12 +13,11 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { readCredentials } from '../src/repo/credentials.js';
 import { openRepository } from '../src/repo/keyring.js';
+import { CLI, POD_ENV, POD_NODE_ARGS } from '../test/helpers/cli.js';
 import { generate, UnsyncedTarget } from './synthetic-repo.js';
 
 const run = promisify(execFile);
-const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 const MEMCAP = fileURLToPath(new URL('../../shared/tools/memcap', import.meta.url));
-const HEAP = ['--max-old-space-size=24', '--max-semi-space-size=1'];
 const LIMIT_MIB = 64;
 
 const generations = Number(process.argv[2] ?? 1000);
@@ -36,7 +36,7 @@ interface Measure {
 /** Run the CLI inside the memory cgroup under GNU time; never throws for a non-zero exit. */
 async function measure(step: string, args: string[], note: (stdout: string) => string = () => ''): Promise<Measure> {
   const start = performance.now();
-  const result = await run(MEMCAP, [String(LIMIT_MIB), '/usr/bin/time', '-v', process.execPath, ...HEAP, CLI, ...args, '--log-level', 'warn'], { maxBuffer: 64 * 1024 * 1024 }).then(
+  const result = await run(MEMCAP, [String(LIMIT_MIB), '/usr/bin/time', '-v', process.execPath, ...POD_NODE_ARGS, CLI, ...args, '--log-level', 'warn'], { maxBuffer: 64 * 1024 * 1024, env: POD_ENV }).then(
     (r) => ({ ...r, code: 0 }),
     (err: { stdout: string; stderr: string; code: number }) => err,
   );
@@ -49,7 +49,7 @@ async function measure(step: string, args: string[], note: (stdout: string) => s
 }
 
 /** A repository of `gens` x `per` blobs, made with the CLI's init and the synthetic generator. */
-async function makeRepository(dir: string, gens: number, per: number): Promise<{ repo: string; cred: string; key: string; seconds: number }> {
+async function makeRepository(dir: string, gens: number, per: number, window: number): Promise<{ repo: string; cred: string; key: string; seconds: number }> {
   const owner = join(dir, 'owner');
   await run(process.execPath, [CLI, 'keygen', '--out', owner]);
   const repo = join(dir, 'repo');
@@ -61,7 +61,7 @@ async function makeRepository(dir: string, gens: number, per: number): Promise<{
   await mkdir(temp);
   await generate(opened, gens, per, temp, (k) => {
     if (k % 100 === 99) process.stderr.write(`  generated ${k + 1} of ${gens} snapshots\n`);
-  });
+  }, window);
   return { repo, cred, key: `${owner}.key.asc`, seconds: (performance.now() - start) / 1000 };
 }
 
@@ -75,8 +75,8 @@ async function makeSource(dir: string): Promise<string> {
 }
 
 /** The measured steps on one repository. */
-async function steps(dir: string, gens: number, per: number): Promise<{ rows: Measure[]; genSeconds: number }> {
-  const { repo, cred, seconds } = await makeRepository(dir, gens, per);
+async function steps(dir: string, gens: number, per: number, window: number): Promise<{ rows: Measure[]; genSeconds: number }> {
+  const { repo, cred, seconds } = await makeRepository(dir, gens, per, window);
   const base = ['--repo', repo, '--credentials', cred, '--temp-dir', join(dir, 'gen-tmp')];
   const src = await makeSource(dir);
   const checked = (out: string) => /(\d+) snapshots, (\d+) trees, (\d+) blobs, (\d+) content objects/.exec(out)?.[0] ?? '';
@@ -99,25 +99,25 @@ async function steps(dir: string, gens: number, per: number): Promise<{ rows: Me
 const root = await mkdtemp(join(tmpdir(), 'kbrackup-lifecycle-scale-'));
 try {
   const sizes = [
-    { name: `${10 * 100} blobs (10 snapshots)`, gens: 10, per: 100 },
-    { name: `${(generations * perGeneration).toLocaleString('en')} blobs (${generations} snapshots)`, gens: generations, per: perGeneration },
+    { name: `${10 * 100} blobs (10 snapshots)`, gens: 10, per: 100, window: 3 },
+    { name: `${(generations * perGeneration).toLocaleString('en')} blobs (${generations} snapshots)`, gens: generations, per: perGeneration, window: 30 },
   ];
   const results: { name: string; rows: Measure[]; genSeconds: number }[] = [];
   for (const size of sizes) {
     const dir = join(root, String(size.gens));
     await mkdir(dir);
     process.stderr.write(`${size.name}: generating\n`);
-    results.push({ name: size.name, ...(await steps(dir, size.gens, size.per)) });
+    results.push({ name: size.name, ...(await steps(dir, size.gens, size.per, size.window)) });
     await rm(dir, { recursive: true, force: true });
   }
-  console.log(`| step | ${results.map((r) => `${r.name}: time, peak RSS (cgroup peak)`).join(' | ')} | result at scale |`);
+  console.log(`| step | ${results.map((r) => `${r.name}: time, peak RSS (cgroup peak)`).join(' | ')} | result (${results.map((r) => r.name).join(' / ')}) |`);
   console.log(`|---|${results.map(() => '---|').join('')}---|`);
   for (let i = 0; i < results[0]!.rows.length; i++) {
     const cells = results.map((r) => {
       const m = r.rows[i]!;
       return `${m.seconds.toFixed(1)} s, ${m.rssMiB.toFixed(1)} MiB (${m.cgroupMiB} MiB)${m.code ? `, exit ${m.code}` : ''}`;
     });
-    console.log(`| ${results[0]!.rows[i]!.step} | ${cells.join(' | ')} | ${results.at(-1)!.rows[i]!.note} |`);
+    console.log(`| ${results[0]!.rows[i]!.step} | ${cells.join(' | ')} | ${results.map((r) => r.rows[i]!.note).filter(Boolean).join(' / ')} |`);
   }
   console.log(`\ngeneration: ${results.map((r) => `${r.name} in ${r.genSeconds.toFixed(0)} s`).join('; ')}`);
 } finally {

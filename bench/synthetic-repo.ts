@@ -4,8 +4,9 @@
 //   - a pack of `perGeneration - CHUNKS` small files in 4 bundles, and CHUNKS chunk objects of 4 KiB;
 //   - tree T_k listing all its files, and T'_k listing the files of bundles 0-1 and half the chunks;
 //   - one index object for the generation's objects;
-//   - snapshot k, 6 hours after k-1, whose root lists the last WINDOW generations: the newest RECENT
-//     in full (T), older ones trimmed (T'), so old packs end up partly used once snapshots are forgotten.
+//   - snapshot k, 6 hours after k-1, whose root lists the last `window` generations (30 unless told): the
+//     newest third in full (T), older ones trimmed (T'), so old packs end up partly used once snapshots
+//     are forgotten.
 import { createHmac } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -23,8 +24,6 @@ import { FilesystemTarget } from '../src/targets/filesystem/filesystem.js';
 import type { PutSource } from '../src/targets/target.js';
 
 const CHUNKS = 10;
-const WINDOW = 30;
-const RECENT = 10;
 const BUNDLES = 4;
 
 /**
@@ -103,7 +102,8 @@ function objectIdOf(k: number, what: string): string {
  * Fill `repo` with `generations` snapshots of `perGeneration` new blobs each; returns the number of
  * blobs written. `tempDir` holds big trees while they are written.
  */
-export async function generate(repo: Repository, generations: number, perGeneration: number, tempDir: string, progress: (k: number) => void = () => undefined): Promise<number> {
+export async function generate(repo: Repository, generations: number, perGeneration: number, tempDir: string, progress: (k: number) => void = () => undefined, window = 30): Promise<number> {
+  const recent = Math.max(1, Math.floor(window / 3));
   const keyed: Keyed = { sessionKey: newSessionKey(), header: Buffer.alloc(0) };
   keyed.header = await sealSessionKey(keyed.sessionKey, repo.contentSealing);
   const small = perGeneration - CHUNKS;
@@ -139,8 +139,8 @@ export async function generate(repo: Repository, generations: number, perGenerat
     gens.push({ full: await putTree(repo, tempDir, full), trimmed: await putTree(repo, tempDir, trimmed) });
     const mtime = `${(1_700_000_000 + k) * 1e9}`;
     const root = [];
-    for (let g = Math.max(0, k - WINDOW + 1); g <= k; g++) {
-      root.push({ type: 'dir' as const, name: fromText(`g${String(g).padStart(6, '0')}`), mode: 0o755, uid: 1000, gid: 1000, mtime, tree: g > k - RECENT ? gens[g]!.full : gens[g]!.trimmed });
+    for (let g = Math.max(0, k - window + 1); g <= k; g++) {
+      root.push({ type: 'dir' as const, name: fromText(`g${String(g).padStart(6, '0')}`), mode: 0o755, uid: 1000, gid: 1000, mtime, tree: g > k - recent ? gens[g]!.full : gens[g]!.trimmed });
     }
     const tree = await putTree(repo, tempDir, root);
     const time = new Date(start + k * 6 * 3_600_000).toISOString();

@@ -5,7 +5,7 @@
 // paths and restore them to the top of a fresh folder.
 import { lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, POD_NODE_ARGS } from '../../test/helpers/cli.js';
+import { CLI, POD_ENV, POD_NODE_ARGS } from '../../test/helpers/cli.js';
 import type { S3Server } from '../../test/helpers/s3server.js';
 import type { Sshd } from '../../test/helpers/sshd.js';
 import type { SetSpec, Target } from './data.js';
@@ -166,6 +166,7 @@ function kbrackup(name: 'kbrackup' | 'kbrackup-64'): Tool {
         Object.assign(env, { KBRACKUP_SFTP_KEY: sshd.userKey, KBRACKUP_SFTP_KNOWN_HOSTS: sshd.knownHosts });
       }
       const cli = name === 'kbrackup-64' ? [ctx.memcap, '64', process.execPath, ...POD_NODE_ARGS, CLI] : [process.execPath, CLI];
+      if (name === 'kbrackup-64') env.MALLOC_ARENA_MAX = POD_ENV.MALLOC_ARENA_MAX;
       const restore = (dest: string, more: string[]): Command => ({ argv: [...cli, 'restore', '--repo', repo, '--key', ctx.ownerKey, 'latest', '--target', dest, ...more], env });
       return {
         init: () => void runChecked([process.execPath, CLI, 'init', '--repo', repo, '--key', ctx.ownerKey, '--credentials-out', cred], { env, timeoutMs: UNMEASURED_MS }),

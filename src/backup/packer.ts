@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { compressSync } from '../compress/codec.js';
 import type { RepoSecrets } from '../crypto/kdf.js';
 import { sealPacket } from '../crypto/seipd.js';
-import { encodeTrailer } from '../repo/content-codec.js';
+import { MAX_BLOBS_PER_PACK, encodeTrailer } from '../repo/content-codec.js';
 import { encodeBundle, encodeObjectHead, encodeSectionHead } from '../repo/index/blob-list.js';
 import { Layout } from '../repo/layout.js';
 import { WriteBehind } from '../platform/index.js';
@@ -29,8 +29,6 @@ interface OpenPack {
 
 /** Blobs in one bundle, at most. */
 const MAX_BLOBS_PER_BUNDLE = 4096;
-/** Blobs in one pack, at most: its trailer (~36 bytes a blob, held until the pack is full) stays below 1 MiB. */
-const MAX_BLOBS_PER_PACK = 16384;
 
 /**
  * Builds composite objects for small files (brackup's composite chunks): blobs are gathered into a

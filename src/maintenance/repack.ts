@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IntegrityError } from '../errors.js';
-import { encodeTrailer } from '../repo/content-codec.js';
+import { MAX_BLOBS_PER_PACK, encodeTrailer } from '../repo/content-codec.js';
 import { encodeBundle, encodeObjectHead, encodeSectionHead } from '../repo/index/blob-list.js';
 import { Layout } from '../repo/layout.js';
 import type { Repository } from '../repo/repository.js';
@@ -12,8 +12,6 @@ import type { RecordWriter } from './record-stream.js';
 
 /** Wanted bundles closer together than this are fetched in one ranged read (reading through the gap). */
 const GAP = 256 * 1024;
-/** Blobs in one new pack, at most (as the packer's packs). */
-const MAX_BLOBS_PER_PACK = 65_536;
 
 /** A new pack being written to a temp file. */
 interface NewPack {

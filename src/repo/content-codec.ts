@@ -15,6 +15,11 @@ import { decodeMeta, encodeMeta } from './meta-codec.js';
  */
 export const FOOTER_LENGTH = 8;
 const MAGIC = 'KBPT';
+/**
+ * Blobs in one pack, at most, for the packer and for prune's repacker alike: the trailer is built in
+ * memory (~36 bytes a blob, then a compressed and an encrypted copy), so this keeps it below 1 MiB.
+ */
+export const MAX_BLOBS_PER_PACK = 16_384;
 /** A trailer lists at most a pack's blobs: a few MiB even for a pack of tiny files. */
 const MAX_TRAILER = 64 * 1024 * 1024;
 
