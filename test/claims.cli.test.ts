@@ -8,17 +8,18 @@ import { join } from 'node:path';
 import type { RepoSecrets } from '../src/crypto/kdf.js';
 import { Layout } from '../src/repo/layout.js';
 import { encodeMeta } from '../src/repo/meta-codec.js';
-import { NOBODY, jsonLines, runCli, summaryOf, type RunResult } from './helpers/cli.js';
-import { sha256File, writePseudoRandom } from './helpers/data.js';
-import { credentialSecrets, deleteObject, writeObject } from './helpers/forge.js';
+import { NOBODY, jsonLines, logLines, runCli, summaryOf, type RunResult } from './helpers/cli.js';
+import { digestTree, sha256File, writePseudoRandom } from './helpers/data.js';
+import { credentialSecrets, deleteObject, objectNames, readObject, readSnapshot, writeObject } from './helpers/forge.js';
 import { expectCode, makeFixture, type Fixture } from './helpers/repo.js';
 import { treeOf } from './helpers/tree.js';
 
 /**
  * README claims that no other suite held to: each flag the README names, file:/// repositories,
  * several recipients, locks and exit 11, status lines every second, option precedence, that backup
- * credentials cannot restore, and forget's and prune's refusals and exit 3. Real files and the real
- * CLI; every wait is bounded by the lock's own expiry and the test runner's timeout.
+ * credentials cannot restore, that an unchanged backup never reads the index, which snapshot is a
+ * source's latest, and forget's and prune's refusals and exit 3. Real files and the real CLI; every
+ * wait is bounded by the lock's own expiry and the test runner's timeout.
  */
 describe('README claims through the CLI', () => {
   let fx: Fixture;
@@ -220,6 +221,92 @@ describe('README claims through the CLI', () => {
     assert.equal(changed.filter((n) => n.startsWith('trees/')).length, 3, `logs/old, logs and the root: ${changed.join(', ')}`);
     assert.equal(changed.filter((n) => n.startsWith('snapshots/')).length, 1);
   });
+
+  it('a backup in which nothing changed never reads the index: with every index object garbled it succeeds, while a changed file makes it read and name each one', async () => {
+    // A repository of its own, since its index is damaged on purpose.
+    const own = await makeFixture();
+    try {
+      const data = join(own.dir, 'src');
+      await mkdir(data);
+      for (let i = 0; i < 8; i++) await writePseudoRandom(join(data, `f${i}.bin`), 20_000 + i, `index-${i}`);
+      const run = () => runCli(['backup', '--repo', own.repo, '--credentials', own.cred, '--json', data]);
+      const warnings = (result: RunResult) => logLines(result.stderr).filter((l) => l.level >= 40);
+      expectCode(await run(), 0);
+      await writePseudoRandom(join(data, 'later.bin'), 30_000, 'index-later');
+      const last = summaryOf(expectCode(await run(), 0).stdout).snapshot_id;
+      const names = await objectNames(own, Layout.indexDir);
+      assert.equal(names.length, 2, 'one index object per backup that stored data');
+      const genuine = new Map(await Promise.all(names.map(async (n) => [n, await readObject(own, n)] as const)));
+      for (const [name, bytes] of genuine) await writeObject(own, name, randomBytes(bytes.length));
+
+      const unchanged = expectCode(await run(), 0);
+      const summary = summaryOf(unchanged.stdout);
+      assert.notEqual(summary.snapshot_id, last);
+      assert.equal(summary.files_unmodified, 9);
+      assert.equal(summary.bytes_read, 0);
+      assert.deepEqual(warnings(unchanged), [], 'the garbled index went unnoticed: it was not read');
+      const expected = digestTree(data);
+
+      // The garbling is noticed whenever the index is read: a changed file's blob is looked up in it.
+      // Damaged index objects are skipped (named), so the bytes, another file's, are stored again.
+      await copyFile(join(data, 'f0.bin'), join(data, 'f1.bin'));
+      const changed = expectCode(await run(), 0);
+      assert.deepEqual(warnings(changed).map((l) => l.object).sort(), names);
+      for (const l of warnings(changed)) assert.match(l.msg, /^skipped a damaged index object: index\/[0-9a-f]{64}: /);
+      assert.equal(summaryOf(changed.stdout).data_added, 20_000);
+
+      // With the genuine index back, the same kind of change is deduplicated, and the unchanged run's snapshot restores byte for byte.
+      for (const [name, bytes] of genuine) await writeObject(own, name, bytes);
+      await copyFile(join(data, 'f2.bin'), join(data, 'f3.bin'));
+      const clean = expectCode(await run(), 0);
+      assert.deepEqual(warnings(clean), []);
+      assert.equal(summaryOf(clean.stdout).data_added, 0);
+      const out = join(own.dir, 'out');
+      expectCode(await runCli(['restore', '--repo', own.repo, '--key', own.key, String(summary.snapshot_id), '--target', out]), 0);
+      assert.deepEqual(digestTree(out), expected);
+    } finally {
+      await own.cleanup();
+    }
+  });
+
+  it('the latest snapshot of a source is the newest by its time, also within one second: restore latest --source and the next backup\'s parent', async () => {
+    // A repository of its own: the snapshots made here, in 2099, would be every other test's latest.
+    const own = await makeFixture();
+    try {
+      const ownSecrets = await credentialSecrets(own);
+      const data = join(own.dir, 'src');
+      await mkdir(data);
+      const backupOf = async (text: string) => {
+        await writeFile(join(data, 'a.txt'), text);
+        return summaryOf(expectCode(await runCli(['backup', '--repo', own.repo, '--credentials', own.cred, '--source', 'app', '--json', data]), 0).stdout).snapshot_id as string;
+      };
+      const older = await backupOf('older\n');
+      const newer = await backupOf('newer\n');
+      // Both again within one second (names give the time to the second, then the id), the older under the id that sorts last.
+      const second = Date.parse('2099-01-01T00:00:00Z');
+      const copies: [string, number, string][] = [
+        [older, second + 100, `f${randomBytes(32).toString('hex').slice(1)}`],
+        [newer, second + 900, `0${randomBytes(32).toString('hex').slice(1)}`],
+      ];
+      for (const [id, time, copyId] of copies) {
+        const [name] = (await objectNames(own, 'snapshots/app')).filter((n) => n.endsWith(id));
+        const snapshot = { ...(await readSnapshot(own, ownSecrets, name!)), id: copyId, time: new Date(time).toISOString() };
+        const copyName = Layout.snapshot('app', new Date(time), copyId);
+        await writeObject(own, copyName, encodeMeta(ownSecrets, copyName, Buffer.from(JSON.stringify(snapshot))));
+      }
+      const newest = copies[1]![2];
+      const out = join(own.dir, 'out');
+      const restored = expectCode(await runCli(['restore', '--repo', own.repo, '--key', own.key, 'latest', '--source', 'app', '--target', out]), 0);
+      assert.match(restored.stdout, new RegExp(`restored snapshot ${newest.slice(0, 8)} `));
+      assert.equal(await readFile(join(out, 'a.txt'), 'utf8'), 'newer\n');
+      const next = await backupOf('newer\n');
+      const listed = JSON.parse(expectCode(await runCli(['snapshots', '--repo', own.repo, '--credentials', own.cred, '--json']), 0).stdout) as { id: string; parent?: string }[];
+      assert.equal(listed.find((s) => s.id === next)?.parent, newest);
+    } finally {
+      await own.cleanup();
+    }
+  });
+
   it('forget refuses a policy that would remove every snapshot of a group, and removes nothing', async () => {
     const before = await snapshots();
     const run = await runCli(['forget', '--repo', fx.repo, '--credentials', fx.cred, '--keep-tag', 'no-such-tag', '--source', 'growth']);

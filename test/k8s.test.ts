@@ -1,7 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -15,7 +14,7 @@ import { kubeClients, type KubeClients } from '../src/k8s/kube-client.js';
 import { leaseName, RepositoryLease } from '../src/k8s/lease.js';
 import { childName, SnapshotBackup, SnapshotBackupError, type SnapshotBackupOptions } from '../src/k8s/snapshot-backup.js';
 import { validatePlan } from '../src/k8s/snapshot-plan.js';
-import { FakeApiServer } from './helpers/fake-apiserver.js';
+import { FakeApiServer, selfSignedCert, writeServiceAccount } from './helpers/fake-apiserver.js';
 import { byKind, CI, render } from './helpers/helm.js';
 import { waitUntil } from './helpers/wait.js';
 
@@ -38,13 +37,10 @@ describe('Kubernetes integration against a fake API server', () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'kbrackup-k8s-'));
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=kubernetes', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+    const { key, cert } = selfSignedCert(dir);
     saDir = join(dir, 'serviceaccount');
-    execFileSync('mkdir', ['-p', saDir]);
-    writeFileSync(join(saDir, 'token'), 'test-token\n');
-    writeFileSync(join(saDir, 'namespace'), 'apps');
-    writeFileSync(join(saDir, 'ca.crt'), readFileSync(join(dir, 'cert.pem')));
-    fake = new FakeApiServer(readFileSync(join(dir, 'key.pem')), readFileSync(join(dir, 'cert.pem')));
+    writeServiceAccount(saDir, cert);
+    fake = new FakeApiServer(key, cert);
     await fake.start();
     env = {
       KUBERNETES_SERVICE_HOST: '127.0.0.1',
@@ -332,12 +328,12 @@ describe('volume snapshot backups against a fake API server (client-node)', () =
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'kbrackup-k8s-snap-'));
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=kubernetes', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
-    fake = new FakeApiServer(readFileSync(join(dir, 'key.pem')), readFileSync(join(dir, 'cert.pem')));
+    const { key, cert } = selfSignedCert(dir);
+    fake = new FakeApiServer(key, cert);
     await fake.start();
     const kc = new KubeConfig();
     kc.loadFromOptions({
-      clusters: [{ name: 'fake', server: `https://127.0.0.1:${fake.port}`, caData: readFileSync(join(dir, 'cert.pem')).toString('base64') }],
+      clusters: [{ name: 'fake', server: `https://127.0.0.1:${fake.port}`, caData: cert.toString('base64') }],
       users: [{ name: 'sa', token: 'test-token' }],
       contexts: [{ name: 'fake', cluster: 'fake', user: 'sa' }],
       currentContext: 'fake',

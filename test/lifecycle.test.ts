@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { cp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdir, open, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -344,5 +344,80 @@ describe('snapshot lifecycle on a filesystem repository', () => {
       expectCode(await cli(damaged, ['prune', '--credentials', fx.cred, '--grace', '0s']), 0);
       assert.equal((await checkRepo(damaged)).code, 0);
     });
+  });
+});
+
+describe('diff of entries that changed type', () => {
+  let fx: Fixture;
+  let access: RepoAccess;
+  let first: string;
+  let second: string;
+
+  before(async () => {
+    fx = await makeFixture();
+    access = { repo: fx.repo, cred: fx.cred, key: fx.key, args: [], env: {} };
+    const src = join(fx.dir, 'src');
+    await mkdir(join(src, 'was-dir', 'sub'), { recursive: true });
+    await writeFile(join(src, 'link'), 'a file first\n');
+    await writeFile(join(src, 'same.txt'), 'unchanged\n');
+    await writeFile(join(src, 'was-dir', 'a.txt'), 'a\n');
+    await writeFile(join(src, 'was-dir', 'sub', 'b.txt'), 'b\n');
+    await writeFile(join(src, 'was-file'), 'a file, then a folder\n');
+    first = await backup(access, src);
+    await rm(join(src, 'link'));
+    await symlink('same.txt', join(src, 'link'));
+    await rm(join(src, 'was-dir'), { recursive: true });
+    await writeFile(join(src, 'was-dir'), 'a folder, then a file\n');
+    await rm(join(src, 'was-file'));
+    await mkdir(join(src, 'was-file', 'deeper'), { recursive: true });
+    await writeFile(join(src, 'was-file', 'c.txt'), 'c\n');
+    await writeFile(join(src, 'was-file', 'deeper', 'd.txt'), 'd\n');
+    second = await backup(access, src);
+  });
+  after(() => fx.cleanup());
+
+  it('diff marks a file that became a symlink, a folder that became a file and a file that became a folder with T, and lists what went or came below them', async () => {
+    const text = expectCode(await cli(access, ['diff', '--credentials', fx.cred, first, second]), 0).stdout;
+    assert.deepEqual(text.split('\n').filter((l) => /^[+\-MTU] /.test(l)), [
+      'T    /link',
+      'T    /was-dir',
+      '-    /was-dir/a.txt',
+      '-    /was-dir/sub/',
+      '-    /was-dir/sub/b.txt',
+      'T    /was-file/',
+      '+    /was-file/c.txt',
+      '+    /was-file/deeper/',
+      '+    /was-file/deeper/d.txt',
+    ]);
+    assert.match(text, /Files: {7}2 new, 2 removed, 0 changed\nDirs: {8}1 new, 1 removed\n/);
+    const lines = jsonLines(expectCode(await cli(access, ['diff', '--credentials', fx.cred, first, second, '--json']), 0).stdout);
+    assert.deepEqual(lines.filter((l) => l.message_type === 'change').map((l) => [l.modifier, l.path]), [
+      ['T', '/link'],
+      ['T', '/was-dir'],
+      ['-', '/was-dir/a.txt'],
+      ['-', '/was-dir/sub/'],
+      ['-', '/was-dir/sub/b.txt'],
+      ['T', '/was-file/'],
+      ['+', '/was-file/c.txt'],
+      ['+', '/was-file/deeper/'],
+      ['+', '/was-file/deeper/d.txt'],
+    ]);
+    const stats = lines.find((l) => l.message_type === 'statistics') as Record<string, any>;
+    assert.equal(stats.changed_files, 0, 'a type change is no content change');
+    assert.deepEqual(stats.added, { files: 2, dirs: 1, others: 0, bytes: 4 });
+    assert.deepEqual(stats.removed, { files: 2, dirs: 1, others: 0, bytes: 4 });
+    // The other way round, the folders' contents swap sides.
+    const back = jsonLines(expectCode(await cli(access, ['diff', '--credentials', fx.cred, second, first, '--json']), 0).stdout);
+    assert.deepEqual(back.filter((l) => l.message_type === 'change').map((l) => `${l.modifier} ${l.path}`), [
+      'T /link',
+      'T /was-dir/',
+      '+ /was-dir/a.txt',
+      '+ /was-dir/sub/',
+      '+ /was-dir/sub/b.txt',
+      'T /was-file',
+      '- /was-file/c.txt',
+      '- /was-file/deeper/',
+      '- /was-file/deeper/d.txt',
+    ]);
   });
 });

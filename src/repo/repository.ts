@@ -201,9 +201,15 @@ export class Repository {
   /** The newest intact snapshot of one source, reading only as many as it takes. */
   async latestSnapshot(source: string): Promise<StoredSnapshot | undefined> {
     const names = await this.snapshotNames(source);
-    for (let i = names.length - 1; i >= 0; i--) {
-      const s = await this.readSnapshotOrWarn(names[i]!);
-      if (s) return s;
+    // Names give the time to the second, then the id: of the snapshots of the newest second with an
+    // intact one, the time they hold decides (as in listSnapshots), not the id, which is random.
+    for (let end = names.length; end > 0; ) {
+      const second = parseSnapshotName(names[end - 1]!)!.time;
+      let start = end - 1;
+      while (start > 0 && parseSnapshotName(names[start - 1]!)!.time === second) start--;
+      const intact = await this.intactSnapshots(names.slice(start, end));
+      if (intact.length > 0) return intact.sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id)).at(-1);
+      end = start;
     }
     return undefined;
   }

@@ -70,6 +70,8 @@ export interface RunOptions extends SpawnOptions {
   onSpawn?: (pid: number) => void;
   /** Run as this user and group id with no supplementary groups (setpriv; the caller must be root). */
   asUser?: number;
+  /** A command run first with node's command line appended, which must exec it (e.g. `unshare -m sh -c '…; exec "$@"' sh`). */
+  wrap?: string[];
 }
 
 /** The user tests run unprivileged commands as: `nobody`, whom root's rights do not cover. */
@@ -77,10 +79,11 @@ export const NOBODY = 65534;
 
 /** Run `node dist/cli.js ARGS` as a child process. */
 export function runCli(args: string[], options: RunOptions = {}): Promise<RunResult> {
-  const { nodeArgs = [], onSpawn, asUser, ...spawnOptions } = options;
+  const { nodeArgs = [], onSpawn, asUser, wrap = [], ...spawnOptions } = options;
   const command = [process.execPath, ...nodeArgs, CLI, ...args];
-  // setpriv execs node in the same process, so the pid (for signals and peak RSS) is node's.
+  // setpriv and a wrapper exec node in the same process, so the pid (for signals and peak RSS) is node's.
   if (asUser !== undefined) command.unshift('/usr/bin/setpriv', `--reuid=${asUser}`, `--regid=${asUser}`, '--clear-groups');
+  command.unshift(...wrap);
   return new Promise((resolve, reject) => {
     const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], ...spawnOptions });
     let stdout = '';

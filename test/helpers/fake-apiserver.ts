@@ -1,6 +1,23 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+
+/** A key and a self-signed certificate for 127.0.0.1 (key.pem, cert.pem in `dir`): the fake's own, and the CA a pod trusts. */
+export function selfSignedCert(dir: string): { key: Buffer; cert: Buffer } {
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=kubernetes', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+  return { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) };
+}
+
+/** A service account as kubelet mounts it, in `dir`: the token the fake accepts, namespace `apps`, `ca` as ca.crt. */
+export function writeServiceAccount(dir: string, ca: Buffer): void {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'token'), 'test-token\n');
+  writeFileSync(join(dir, 'namespace'), 'apps');
+  writeFileSync(join(dir, 'ca.crt'), ca);
+}
 
 /** One request the fake API server saw. */
 export interface Seen {
