@@ -269,7 +269,7 @@ describe('README claims through the CLI', () => {
     }
   });
 
-  it('the latest snapshot of a source is the newest by its time, also within one second: restore latest --source and the next backup\'s parent', async () => {
+  it('the latest snapshot of a source is the newest by its time, also within one second: restore latest --source, the next backup\'s parent and forget latest', async () => {
     // A repository of its own: the snapshots made here, in 2099, would be every other test's latest.
     const own = await makeFixture();
     try {
@@ -302,6 +302,8 @@ describe('README claims through the CLI', () => {
       const next = await backupOf('newer\n');
       const listed = JSON.parse(expectCode(await runCli(['snapshots', '--repo', own.repo, '--credentials', own.cred, '--json']), 0).stdout) as { id: string; parent?: string }[];
       assert.equal(listed.find((s) => s.id === next)?.parent, newest);
+      const forgot = expectCode(await runCli(['forget', '--repo', own.repo, '--credentials', own.cred, 'latest']), 0);
+      assert.match(forgot.stdout, new RegExp(`removing snapshot ${newest.slice(0, 8)} `));
     } finally {
       await own.cleanup();
     }

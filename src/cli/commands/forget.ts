@@ -92,8 +92,9 @@ export async function forget(ctx: CommandContext): Promise<number> {
   return runMaintenance(ctx, 'forget', true, async (repo) => {
     let remove: Pick<StoredSnapshot, 'id' | 'object'>[];
     if (ids.length > 0) {
-      // By name: a snapshot too damaged to read can still be forgotten by its id.
-      const named = (await repo.snapshotNames()).map((object) => ({ object, ...parseSnapshotName(object)! }));
+      // By name: a snapshot too damaged to read can still be forgotten by its id. `latest` needs the
+      // times the snapshots hold: names give only the second, so two of one second would be a guess.
+      const named = ids.includes('latest') ? await repo.listSnapshots() : (await repo.snapshotNames()).map((object) => ({ object, ...parseSnapshotName(object)! }));
       remove = [...new Set(pickSnapshots(named, ids))];
       if (config.get('json')) ctx.print(JSON.stringify([{ keep: [], remove: remove.map((s) => ({ id: s.id, short_id: s.id.slice(0, 8), object: s.object })), reasons: [] }]));
       else for (const s of remove) ctx.print(`${dryRun ? 'would remove' : 'removing'} snapshot ${s.id.slice(0, 8)} (${s.object})`);
