@@ -114,6 +114,36 @@ export class CancelledError extends KbrackupError {
   }
 }
 
+/** What to do about a file the restore destination refused, by errno code. */
+const WRITE_HINTS: Record<string, string> = {
+  ENOSPC: '; free space there, or restore part of the snapshot with --include',
+  EDQUOT: '; the quota is used up: free space there, or restore part of the snapshot with --include',
+  EROFS: '; the destination is mounted read-only',
+  EACCES: "; check the destination's permissions, or restore as a user who may write there",
+  EPERM: "; check the destination's permissions and attributes (chattr), or restore as root",
+};
+
+/** Restore could not write a file into the destination (full, read-only, not permitted); names the file. */
+export class RestoreWriteError extends KbrackupError {
+  readonly path: string;
+  readonly code: string;
+  /** The system's words for the failure, without the code and call ("no space left on device"). */
+  readonly detail: string;
+  constructor(path: string, code: string, detail: string) {
+    super(`cannot write ${path} in the restore destination: ${detail} (${code})${WRITE_HINTS[code] ?? ''}`);
+    this.path = path;
+    this.code = code;
+    this.detail = detail;
+  }
+
+  /** `err` as a RestoreWriteError when it is a system call's failure (an errno code); anything else as it is. */
+  static from(path: string, err: unknown): unknown {
+    const e = err as NodeJS.ErrnoException;
+    if (err instanceof KbrackupError || typeof e?.code !== 'string' || !/^E[A-Z0-9]+$/.test(e.code)) return err;
+    return new RestoreWriteError(path, e.code, e.message.replace(/^E[A-Z0-9]+: /, '').replace(/, \w+( '.*')?$/, ''));
+  }
+}
+
 /** Short description of any thrown value, for one-line messages. */
 export function describeError(err: unknown): string {
   if (err instanceof Error) return err.message;

@@ -40,7 +40,7 @@ const COMMANDS: Record<string, Command> = {
   unlock: { run: async (ctx) => (await import('./commands/unlock.js')).unlock(ctx), usage: 'unlock --repo REPO --credentials F [--remove-all]', options: [...COMMON, 'removeAll', 'retries', ...S3, ...SFTP] },
   'snapshot-backup': { run: async (ctx) => (await import('./commands/snapshot-backup.js')).snapshotBackup(ctx), usage: 'snapshot-backup --plan FILE (in a pod: snapshot PVCs, back up clones of them, delete the clones)', options: ['snapshotPlan', 'snapshotTimeout', 'partialExitCode', 'json', 'logLevel'] },
   'metrics-prune': { run: async (ctx) => (await import('./commands/metrics-prune.js')).metricsPrune(ctx), usage: 'metrics-prune --pushgateway URL --keep SOURCE=REPOSITORY...', options: ['pushgateway', 'keep', 'json', 'logLevel'] },
-  restore: { run: async (ctx) => (await import('./commands/restore.js')).restore(ctx), usage: 'restore --repo REPO --key owner.key.asc [--passphrase-file F] SNAPSHOT|latest --target DIR', options: [...COMMON, 'target', 'include', 'conflict', 'dryRun', 'source', 'retries', ...S3, ...SFTP] },
+  restore: { run: async (ctx) => (await import('./commands/restore.js')).restore(ctx), usage: 'restore --repo REPO --key owner.key.asc [--passphrase-file F] SNAPSHOT|latest --target DIR', options: [...COMMON, 'target', 'include', 'conflict', 'dryRun', 'source', 'retries', 'writeThread', ...S3, ...SFTP] },
 };
 
 function help(name?: string): string {

@@ -73,6 +73,7 @@ export const schema = {
   workers: { doc: 'Chunks encrypted in parallel', format: 'nat', default: 2, env: 'KBRACKUP_WORKERS', arg: 'workers' },
   uploads: { doc: 'Objects uploaded in parallel', format: 'nat', default: 2, env: 'KBRACKUP_UPLOADS', arg: 'uploads' },
   chunkThread: { doc: 'Cut and hash large files on a second thread (~9 MiB): auto = unless the memory limit is below 96 MiB', format: ['auto', 'on', 'off'], default: 'auto', env: 'KBRACKUP_CHUNK_THREAD', arg: 'chunk-thread' },
+  writeThread: { doc: 'restore: write small files on a second thread (~9 MiB) while the main thread fetches and decrypts: auto = unless the memory limit is below 96 MiB', format: ['auto', 'on', 'off'], default: 'auto', env: 'KBRACKUP_WRITE_THREAD', arg: 'write-thread' },
   uploadThread: { doc: 'Upload to S3 or SFTP from a second thread with its own connection (1 GiB to sshd on two cores: ~9 s instead of ~10.5 s, for ~50 MiB more memory): auto = unless the memory limit is below 256 MiB', format: ['auto', 'on', 'off'], default: 'auto', env: 'KBRACKUP_UPLOAD_THREAD', arg: 'upload-thread' },
   partialExitCode: { doc: 'Exit code of a backup whose snapshot was written but some files could not be read: 3 (like restic) or 0 (a Kubernetes Job then succeeds; Events and metrics still say partial)', format: 'partial-exit-code', default: 3, env: 'KBRACKUP_PARTIAL_EXIT_CODE', arg: 'partial-exit-code' },
   force: { doc: 'Re-read every file even when unchanged since the previous snapshot', format: Boolean, default: false, env: 'KBRACKUP_FORCE', arg: 'force' },

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { closeSync, fchmodSync, fchownSync, futimesSync, lchownSync, lutimesSync, openSync, renameSync, rmSync, symlinkSync, writeSync } from 'node:fs';
 import { open, rm, type FileHandle } from 'node:fs/promises';
-import { IntegrityError } from '../errors.js';
+import { IntegrityError, RestoreWriteError } from '../errors.js';
 import { startWriteback, withPath, withPathAsync, WriteBehind } from '../platform/index.js';
 import type { DirEntry, FileEntry, SymlinkEntry } from '../repo/tree/entry.js';
 import { childPath, displayName, toBytes, type ByteString } from '../repo/tree/names.js';
@@ -30,8 +30,11 @@ function tempName(dir: ByteString): ByteString {
   return childPath(dir, `${TEMP_PREFIX}${(tempCounter++).toString(36)}`);
 }
 
+/** What writing a verified file needs of its entry. */
+export type FileMeta = Pick<FileEntry, 'name' | 'mode' | 'uid' | 'gid' | 'mtime' | 'xattrs'>;
+
 /** Extended attributes, mode, owner and times onto an open file descriptor. */
-function applyFileMeta(fd: number, path: ByteString, entry: FileEntry, xattrs: XattrWriter): void {
+function applyFileMeta(fd: number, path: ByteString, entry: FileMeta, xattrs: XattrWriter): void {
   xattrs.onFd(fd, path, entry.xattrs);
   if (isRoot) fchownSync(fd, entry.uid, entry.gid);
   fchmodSync(fd, entry.mode);
@@ -83,8 +86,28 @@ function checkContent(entry: FileEntry, path: ByteString, size: number, sha256: 
  * the per-call cost of the async API (~100 us on two cores) would be most of the time.
  */
 export function writeWholeFile(dir: ByteString, path: ByteString, entry: FileEntry, data: Buffer | undefined, tree: string, xattrs: XattrWriter): void {
+  const bytes = verifyWholeFile(path, entry, data, tree);
+  writeVerifiedFile(dir, path, entry, bytes, xattrs);
+}
+
+/** A small file's bytes, checked against its recorded size and SHA-256 (refused otherwise). */
+export function verifyWholeFile(path: ByteString, entry: FileEntry, data: Buffer | undefined, tree: string): Buffer {
   const bytes = data ?? Buffer.alloc(0);
   checkContent(entry, path, bytes.length, entry.sha256 === undefined ? undefined : createHash('sha256').update(bytes).digest('hex'), tree);
+  return bytes;
+}
+
+/** Write bytes already verified (verifyWholeFile) under a temp name, with metadata, then rename into place. */
+export function writeVerifiedFile(dir: ByteString, path: ByteString, entry: FileMeta, bytes: Buffer, xattrs: XattrWriter): void {
+  const final = childPath(dir, entry.name);
+  try {
+    writeAndRename(dir, final, path, entry, bytes, xattrs);
+  } catch (err) {
+    throw RestoreWriteError.from(displayName(final), err);
+  }
+}
+
+function writeAndRename(dir: ByteString, final: ByteString, path: ByteString, entry: FileMeta, bytes: Buffer, xattrs: XattrWriter): void {
   const temp = tempName(dir);
   const fd = withPath(toBytes(temp), (p) => openSync(p, 'wx', 0o600));
   try {
@@ -100,7 +123,7 @@ export function writeWholeFile(dir: ByteString, path: ByteString, entry: FileEnt
     throw err;
   }
   closeSync(fd);
-  renameInPlace(temp, childPath(dir, entry.name));
+  renameInPlace(temp, final);
 }
 
 /** Bytes compared at once when looking for zero runs that become holes. */

@@ -2,7 +2,7 @@ import { appendFile, lstat, mkdir, mkdtemp, rm, link, readFile } from 'node:fs/p
 import { createReadStream, lstatSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
-import { IntegrityError, KbrackupError } from '../errors.js';
+import { IntegrityError, KbrackupError, RestoreWriteError } from '../errors.js';
 import { DiskIndex } from '../repo/index/disk-index.js';
 import type { BlobLocation } from '../repo/index/records.js';
 import type { Repository } from '../repo/repository.js';
@@ -11,8 +11,9 @@ import { decodeEntry, encodeEntry, type DirEntry, type FileEntry, type TreeEntry
 import { childPath, displayName, fromBytes, fromText, parseDisplayed, toBytes, type ByteString } from '../repo/tree/names.js';
 import { withPath, withPathAsync } from '../platform/index.js';
 import { TaskGroup } from '../util/task-group.js';
-import { LargeFileWriter, applyDirMeta, writeSymlink, writeWholeFile } from './files-writer.js';
+import { LargeFileWriter, applyDirMeta, writeSymlink } from './files-writer.js';
 import { SafeDirs } from './safe-path.js';
+import { SmallFileWriter, type WriteThreadMode } from './small-writer.js';
 import { XattrWriter } from './xattrs.js';
 import { Selection, walkSnapshot, type SnapshotItem } from './tree-walk.js';
 
@@ -26,6 +27,8 @@ export interface RestoreOptions {
   dryRun: boolean;
   tempDir: string;
   signal: AbortSignal;
+  /** Where small files are written (small-writer.ts); the main thread unless told. */
+  writeThread?: WriteThreadMode;
 }
 
 /** Counters printed at the end of a restore. */
@@ -46,8 +49,6 @@ const WINDOW_BYTES = 16 * 1024 * 1024;
 const WHOLE_MAX = 1024 * 1024;
 /** Content objects read at once. */
 const FETCHES = 4;
-/** Index lookups in flight at once. */
-const LOOKUPS = 32;
 /** Chunks of a large file whose requests are opened while the current one streams in. */
 const OPEN_AHEAD = 2;
 /** Hard-linked inodes remembered; past this, further links are restored as copies (with a warning). */
@@ -76,6 +77,7 @@ class RestoreRun {
   private windowBytes = 0;
   private readonly linked = new Map<string, ByteString>();
   private readonly xattrs: XattrWriter;
+  readonly small: SmallFileWriter;
 
   constructor(
     private readonly repo: Repository,
@@ -85,6 +87,7 @@ class RestoreRun {
   ) {
     this.dirs = new SafeDirs(fromText(options.destination));
     this.xattrs = new XattrWriter(warn);
+    this.small = new SmallFileWriter(options.writeThread ?? 'inline', this.xattrs);
   }
 
   private get dirsFile(): string {
@@ -101,7 +104,10 @@ class RestoreRun {
   }
 
   private async locate(id: string, path: ByteString, tree: string): Promise<BlobLocation> {
-    const loc = await (await this.locations()).lookup(Buffer.from(id, 'hex'));
+    return this.located(await (await this.locations()).lookup(Buffer.from(id, 'hex')), id, path, tree);
+  }
+
+  private located(loc: BlobLocation | undefined, id: string, path: ByteString, tree: string): BlobLocation {
     if (!loc) throw new IntegrityError(tree, `${displayName(path)}: chunk ${id} is in no index object of the repository (\`kbrackup repair index\` rebuilds the index from the data)`);
     return loc;
   }
@@ -146,7 +152,8 @@ class RestoreRun {
     const parent = path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : '';
     const dir = this.dirs.ensure(parent, !dry);
     const absolute = childPath(dir, entry.name);
-    if (!this.mayWrite(absolute, entry)) {
+    // A folder this run made holds only what it writes, and a tree names each entry once: nothing to look at.
+    if (!this.dirs.madeHere(dir) && !this.mayWrite(absolute, entry)) {
       if (entry.type === 'file') this.summary.files_skipped++;
       return;
     }
@@ -171,7 +178,7 @@ class RestoreRun {
     if (dry) return;
     const parts = 'parts' in entry.content ? entry.content.parts : undefined;
     if (parts && parts.length <= 1 && entry.size <= WHOLE_MAX && (parts.length === 0 || 'id' in parts[0]!)) {
-      if (parts.length === 0) return writeWholeFile(dir, path, entry, undefined, tree, this.xattrs);
+      if (parts.length === 0) return this.small.write(dir, path, entry, undefined, tree);
       this.window.push({ dir, path, entry, id: (parts[0] as { id: string }).id, tree });
       this.windowBytes += entry.size;
       if (this.window.length >= WINDOW_FILES || this.windowBytes >= WINDOW_BYTES) await this.flushSmall();
@@ -190,9 +197,10 @@ class RestoreRun {
     this.window = [];
     this.windowBytes = 0;
     if (jobs.length === 0) return;
-    // Lookups a few dozen at a time: each in flight holds a search, a read request and its buffer.
-    const locs: BlobLocation[] = [];
-    for (let i = 0; i < jobs.length; i += LOOKUPS) locs.push(...(await Promise.all(jobs.slice(i, i + LOOKUPS).map((j) => this.locate(j.id, j.path, j.tree)))));
+    // Blocking lookups: thousands in a row against an index in the page cache, where a trip through the
+    // thread pool per read cost more than the read.
+    const index = await this.locations();
+    const locs = jobs.map((j) => this.located(index.lookupSync(Buffer.from(j.id, 'hex')), j.id, j.path, j.tree));
     const byObject = new Map<string, { wanted: Map<string, { id: Buffer; loc: BlobLocation }>; jobs: Map<string, SmallJob[]> }>();
     jobs.forEach((job, i) => {
       const loc = locs[i]!;
@@ -210,7 +218,7 @@ class RestoreRun {
       await tasks.run(async (signal) => {
         for await (const blob of this.repo.readBlobs(wanted)) {
           signal.throwIfAborted();
-          for (const job of group.jobs.get(blob.id.toString('hex'))!) writeWholeFile(job.dir, job.path, job.entry, blob.data, job.tree, this.xattrs);
+          for (const job of group.jobs.get(blob.id.toString('hex'))!) await this.small.write(job.dir, job.path, job.entry, blob.data, job.tree);
         }
       });
     }
@@ -251,7 +259,7 @@ class RestoreRun {
       // Requests opened ahead are closed, not left to time out.
       for (const a of ahead) if (typeof a !== 'number') void a.then((g) => g.return(undefined)).catch(() => undefined);
       await writer.abort();
-      throw err;
+      throw RestoreWriteError.from(displayName(childPath(dir, entry.name)), err);
     }
   }
 
@@ -294,9 +302,11 @@ export async function runRestore(repo: Repository, snapshot: StoredSnapshot, opt
   try {
     for await (const item of walkSnapshot(repo, snapshot.tree, new Selection(includes))) await run.item(item);
     await run.flushSmall();
+    await run.small.drain();
     await run.links();
     await run.dirMeta();
   } finally {
+    await run.small.close();
     await run.close();
     await rm(work, { recursive: true, force: true });
   }

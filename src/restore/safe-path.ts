@@ -14,6 +14,8 @@ const CACHE_LIMIT = 4096;
  */
 export class SafeDirs {
   private readonly checked = new Set<ByteString>();
+  /** Folders this run created (bounded like `checked`; a forgotten one is only looked at again). */
+  private readonly made = new Set<ByteString>();
 
   constructor(private readonly root: ByteString) {}
 
@@ -38,6 +40,8 @@ export class SafeDirs {
       if (stat === undefined) {
         try {
           withPath(toBytes(current), (p) => mkdirSync(p, 0o700));
+          if (this.made.size >= CACHE_LIMIT) this.made.clear();
+          this.made.add(current);
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
         }
@@ -49,5 +53,10 @@ export class SafeDirs {
       this.checked.add(current);
     }
     return current;
+  }
+
+  /** Whether this run created the folder `absolute` (as `ensure` returned it), so it held nothing before. */
+  madeHere(absolute: ByteString): boolean {
+    return this.made.has(absolute);
   }
 }

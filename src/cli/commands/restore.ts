@@ -2,6 +2,8 @@ import { resolve } from 'node:path';
 import { formatSize } from '../../util/sizes.js';
 import { ConfigError } from '../../errors.js';
 import { runRestore } from '../../restore/restore.js';
+import { writeThreadMode } from '../../restore/small-writer.js';
+import type { ThreadSetting } from '../../util/memory-limit.js';
 import { openFromConfig, required, targetFromConfig, type CommandContext } from '../context.js';
 
 /** `restore SNAPSHOT --target DIR`: write a snapshot's files back, verified against their SHA-256. */
@@ -20,6 +22,7 @@ export async function restore(ctx: CommandContext): Promise<number> {
       dryRun: config.get('dryRun'),
       tempDir: config.get('tempDir'),
       signal: ctx.signal,
+      writeThread: writeThreadMode(config.get('writeThread') as ThreadSetting),
     }, (message) => ctx.logger.warn(message));
     if (config.get('json')) {
       ctx.print(JSON.stringify({ message_type: 'summary', dry_run: config.get('dryRun'), snapshot_id: snap.id, ...summary }));

@@ -5,7 +5,7 @@ import { RecentTable } from './recent.js';
 import { decodeLocation, encodeRecord, ID_SIZE, RECORD_SIZE, type BlobLocation, type IndexEntry } from './records.js';
 import { RunFiles } from './run-files.js';
 import { MAX_SORT_RECORDS } from './sort.js';
-import { searchAsync, type Search, type SortedRun } from './sorted-run.js';
+import { searchAsync, searchSync, type Search, type SortedRun } from './sorted-run.js';
 
 /** Tuning knobs; the defaults suit millions of ids in a few MiB of memory. */
 export interface DiskIndexOptions {
@@ -111,6 +111,12 @@ export class DiskIndex {
   async lookup(id: Uint8Array): Promise<BlobLocation | undefined> {
     if (this.certainlyAbsent(id)) return undefined;
     return this.location(await searchAsync(this.search(id)));
+  }
+
+  /** lookup() with blocking reads (see searchSync): for callers that look up thousands of ids in a row. */
+  lookupSync(id: Uint8Array): BlobLocation | undefined {
+    if (this.certainlyAbsent(id)) return undefined;
+    return this.location(searchSync(this.search(id)));
   }
 
   /** Whether the repository (or this run) has chunk `id`; cheaper than lookup when the location is not needed. */

@@ -1,3 +1,4 @@
+import { readSync } from 'node:fs';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { compareIds, ID_SIZE, RECORD_SIZE } from './records.js';
 
@@ -34,6 +35,24 @@ export async function searchAsync<T>(search: Search<T>): Promise<T> {
     const { run, buf, first, n } = step.value;
     try {
       await run.read(buf, first, n);
+    } catch (err) {
+      search.return(undefined as T);
+      throw err;
+    }
+    step = search.next();
+  }
+}
+
+/**
+ * Run a search with blocking reads: for many lookups in a row against a run in the page cache, where
+ * a round trip through the thread pool per read costs more than the read (restore's small files).
+ */
+export function searchSync<T>(search: Search<T>): T {
+  for (let step = search.next(); ; ) {
+    if (step.done) return step.value;
+    const { run, buf, first, n } = step.value;
+    try {
+      run.readSync(buf, first, n);
     } catch (err) {
       search.return(undefined as T);
       throw err;
@@ -114,6 +133,11 @@ export class SortedRun {
   async read(buf: Buffer, first: number, n: number): Promise<void> {
     const { bytesRead } = await this.handle.read(buf, 0, n * RECORD_SIZE, first * RECORD_SIZE);
     this.checkRead(bytesRead, n);
+  }
+
+  /** The same read, blocking the calling thread. */
+  readSync(buf: Buffer, first: number, n: number): void {
+    this.checkRead(readSync(this.handle.fd, buf, 0, n * RECORD_SIZE, first * RECORD_SIZE), n);
   }
 
   private checkRead(bytesRead: number, n: number): void {
