@@ -171,7 +171,7 @@ async function runSet(spec: SetSpec): Promise<SetResult> {
         const repo = repos.get(tool)!;
         const dest = join(work, 'restore', `${tool}-${id}`);
         if (!backup) mkdirSync(dest);
-        settle(args.cold);
+        settle(args.cold, backup ? source : undefined);
         const before = backup ? repo.bytes() : 0;
         const load1 = loadavg()[0]!;
         const m = await measure(command(repo, dest), join(work, 'logs', `${spec.name}-r${round}-${tool}-${id}`), timeoutMs);

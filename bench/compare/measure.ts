@@ -206,8 +206,13 @@ export function runChecked(argv: string[], options: { env?: NodeJS.ProcessEnv; c
   return r.stdout;
 }
 
-/** Flushes dirty pages, so one tool's writes are not written back during the next tool's run; `cold` also empties the page cache. */
-export function settle(cold: boolean): void {
+/**
+ * Flushes dirty pages, so one tool's writes are not written back during the next tool's run; `cold`
+ * also empties the page cache. Otherwise the files under `warm` are read first: borg drops from the
+ * cache what it has read (posix_fadvise DONTNEED), so whichever tool came after borg read cold.
+ */
+export function settle(cold: boolean, warm?: string): void {
   runChecked(['sync'], { timeoutMs: 600_000 });
   if (cold) writeFileSync('/proc/sys/vm/drop_caches', '3\n');
+  else if (warm) runChecked(['sh', '-c', 'find "$0" -type f -exec cat {} + > /dev/null', warm], { timeoutMs: 600_000 });
 }
