@@ -5,7 +5,7 @@ import { encodeSmallBatch, type SmallFile, type SmallRead } from './small-read.j
 import type { CutterSpec } from './spec.js';
 import { asBuffer } from '../util/bytes.js';
 import { deferred, type Waiter } from '../util/deferred.js';
-import { threadWanted, type ThreadSetting } from '../util/memory-limit.js';
+import { HELPER_THREAD_MIN_MEMORY, threadWanted, type ThreadSetting } from '../util/memory-limit.js';
 
 /** Bytes of one block: a read, and the unit the thread cuts. */
 export const CHUNK_BLOCK = 256 * 1024;
@@ -31,12 +31,10 @@ export interface FileEnd {
 /** Where chunking runs: on its own thread, or inline on the main thread when memory is tight. */
 export type ChunkThreadMode = 'thread' | 'inline';
 
-/** Below this memory limit (the pod's cgroup) `auto` chunks inline: the thread's isolate costs ~9 MiB. */
-const THREAD_MIN_MEMORY = 96 * 1024 * 1024;
 
 /** `auto` decides by the process's memory limit (a pod's cgroup limit; unconstrained counts as plenty). */
 export function chunkThreadMode(setting: ThreadSetting): ChunkThreadMode {
-  return threadWanted(setting, THREAD_MIN_MEMORY) ? 'thread' : 'inline';
+  return threadWanted(setting, HELPER_THREAD_MIN_MEMORY) ? 'thread' : 'inline';
 }
 
 /**

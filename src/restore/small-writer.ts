@@ -3,7 +3,7 @@ import type { FileEntry } from '../repo/tree/entry.js';
 import type { ByteString } from '../repo/tree/names.js';
 import { RestoreWriteError } from '../errors.js';
 import { deferred, type Waiter } from '../util/deferred.js';
-import { threadWanted, type ThreadSetting } from '../util/memory-limit.js';
+import { HELPER_THREAD_MIN_MEMORY, threadWanted, type ThreadSetting } from '../util/memory-limit.js';
 import { verifyWholeFile, writeVerifiedFile } from './files-writer.js';
 import type { BatchFile, WriteReply } from './write-protocol.js';
 import type { XattrWriter } from './xattrs.js';
@@ -11,12 +11,9 @@ import type { XattrWriter } from './xattrs.js';
 /** Where small restored files are written: on a thread of their own, or on the main thread. */
 export type WriteThreadMode = 'thread' | 'inline';
 
-/** Below this memory limit (a pod's cgroup) `auto` writes on the main thread: the thread's isolate costs ~9 MiB. */
-const THREAD_MIN_MEMORY = 96 * 1024 * 1024;
-
 /** `auto` decides by the process's memory limit, as the chunk thread does. */
 export function writeThreadMode(setting: ThreadSetting): WriteThreadMode {
-  return threadWanted(setting, THREAD_MIN_MEMORY) ? 'thread' : 'inline';
+  return threadWanted(setting, HELPER_THREAD_MIN_MEMORY) ? 'thread' : 'inline';
 }
 
 /** The write thread's error, rebuilt on this side of the thread boundary. */

@@ -1,3 +1,6 @@
+/** Below this memory limit (a pod's cgroup) `auto` keeps work on the main thread that a helper thread would do: its V8 isolate costs ~9 MiB. */
+export const HELPER_THREAD_MIN_MEMORY = 96 * 1024 * 1024;
+
 /** How an optional helper thread is chosen: always, never, or by the memory limit. */
 export type ThreadSetting = 'auto' | 'on' | 'off';
 
