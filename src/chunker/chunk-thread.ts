@@ -31,7 +31,6 @@ export interface FileEnd {
 /** Where chunking runs: on its own thread, or inline on the main thread when memory is tight. */
 export type ChunkThreadMode = 'thread' | 'inline';
 
-
 /** `auto` decides by the process's memory limit (a pod's cgroup limit; unconstrained counts as plenty). */
 export function chunkThreadMode(setting: ThreadSetting): ChunkThreadMode {
   return threadWanted(setting, HELPER_THREAD_MIN_MEMORY) ? 'thread' : 'inline';
