@@ -5,7 +5,8 @@ import { lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, stat, symlink, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IntegrityError, KbrackupError } from '../src/errors.js';
-import { LargeFileWriter, applyDirMeta, writeSymlink, writeWholeFile } from '../src/restore/files-writer.js';
+import { LargeFileWriter, applyDirMeta, writeSymlink } from '../src/restore/files-writer.js';
+import { SmallFileWriter } from '../src/restore/small-writer.js';
 import { SafeDirs } from '../src/restore/safe-path.js';
 import { XattrWriter } from '../src/restore/xattrs.js';
 import type { DirEntry, FileEntry, SymlinkEntry } from '../src/repo/tree/entry.js';
@@ -96,6 +97,8 @@ describe('restore writes only verified content under a file\'s name (files-write
   let dir: string;
   let n = 0;
   const xattrs = new XattrWriter((message) => assert.fail(`unexpected warning: ${message}`));
+  /** A small file as restore writes it on the main thread (the write thread gets the same verified bytes: restore-thread). */
+  const writeWhole = (d: string, path: string, entry: FileEntry, data: Buffer | undefined) => new SmallFileWriter('inline', xattrs).write(d, path, entry, data, TREE);
   const fresh = async () => {
     const d = join(dir, `d${++n}`);
     await mkdir(d);
@@ -115,21 +118,21 @@ describe('restore writes only verified content under a file\'s name (files-write
     const d = await fresh();
     const data = Buffer.from('alpha\n');
     // Same size, other bytes: only the SHA-256 tells.
-    assert.throws(() => writeWholeFile(d, 'dir/f', entryOf('f', data), Buffer.from('bravo\n'), TREE, xattrs), (err: unknown) => refused(err, 'dir/f: restored content does not match its recorded size and SHA-256'));
+    await assert.rejects(writeWhole(d, 'dir/f', entryOf('f', data), Buffer.from('bravo\n')), (err: unknown) => refused(err, 'dir/f: restored content does not match its recorded size and SHA-256'));
     // The right bytes but a size that says otherwise (a file stored without a SHA-256: sparse).
     const unhashed = { ...entryOf('g', data), sha256: undefined, size: 7 };
-    assert.throws(() => writeWholeFile(d, 'g', unhashed, data, TREE, xattrs), (err: unknown) => refused(err, 'g: restored content does not match'));
+    await assert.rejects(writeWhole(d, 'g', unhashed, data), (err: unknown) => refused(err, 'g: restored content does not match'));
     // No data at all for a file that has some.
-    assert.throws(() => writeWholeFile(d, 'h', entryOf('h', data), undefined, TREE, xattrs), (err: unknown) => refused(err, 'h: restored content'));
+    await assert.rejects(writeWhole(d, 'h', entryOf('h', data), undefined), (err: unknown) => refused(err, 'h: restored content'));
     assert.deepEqual(await readdir(d), []);
   });
 
   it('a verified small file gets its bytes, mode, times and (as root) owner under its name, through a hidden temp name', async () => {
     const d = await fresh();
     const data = Buffer.from('alpha\n');
-    writeWholeFile(d, 'f', entryOf('f', data), data, TREE, xattrs);
-    writeWholeFile(d, 'empty', entryOf('empty', Buffer.alloc(0)), undefined, TREE, xattrs);
-    writeWholeFile(d, 'sparse', { ...entryOf('sparse', data), sha256: undefined }, data, TREE, xattrs);
+    await writeWhole(d, 'f', entryOf('f', data), data);
+    await writeWhole(d, 'empty', entryOf('empty', Buffer.alloc(0)), undefined);
+    await writeWhole(d, 'sparse', { ...entryOf('sparse', data), sha256: undefined }, data);
     assert.deepEqual((await readdir(d)).sort(), ['empty', 'f', 'sparse']);
     assert.deepEqual(await readFile(join(d, 'f')), data);
     assert.equal((await stat(join(d, 'empty'))).size, 0);
@@ -139,7 +142,7 @@ describe('restore writes only verified content under a file\'s name (files-write
     assert.ok(s.mtimeNs > 1600000000123455000n && s.mtimeNs < 1600000000123458000n, `mtime ${s.mtimeNs}`);
     assert.equal(Number(s.uid), isRoot ? 1234 : process.getuid!());
     // A time before 1970 is set as such, not as "now".
-    writeWholeFile(d, 'old', entryOf('old', data, { mtime: '-315619200000000000' }), data, TREE, xattrs);
+    await writeWhole(d, 'old', entryOf('old', data, { mtime: '-315619200000000000' }), data);
     assert.equal((await stat(join(d, 'old'))).mtimeMs, -315619200000);
   });
 
@@ -214,7 +217,7 @@ describe('restore writes only verified content under a file\'s name (files-write
     const data = Buffer.alloc(10, 1);
     // An attribute name longer than Linux takes (ERANGE): a real failure, not one skipped with a warning.
     const bad = entryOf('f', data, { xattrs: [[Buffer.from(`user.${'x'.repeat(300)}`), Buffer.from('v')]] });
-    assert.throws(() => writeWholeFile(d, 'f', bad, data, TREE, xattrs), /ERANGE/);
+    await assert.rejects(writeWhole(d, 'f', bad, data), /ERANGE/);
     const large = new LargeFileWriter(d, 'f', bad, TREE, xattrs);
     await large.openFile();
     await large.data(data);

@@ -4,6 +4,7 @@ import { chmod, mkdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setXattr } from '../src/platform/index.js';
 import { runCli } from './helpers/cli.js';
+import { writePseudoRandom } from './helpers/data.js';
 import { summaryOf } from './helpers/output.js';
 import { expectCode, makeFixture, type Fixture } from './helpers/repo.js';
 import { comparable, treeOf } from './helpers/tree.js';
@@ -33,6 +34,9 @@ describe('restore writes small files on a thread of their own, as on the main th
       await utimes(file, 1_600_000_000 + i, 1_600_000_000 + i * 7);
     }
     setXattr(join(src, 'd1', 'f1.txt'), 'user.kbrackup', Buffer.from('labelled'));
+    // One file over restore's 1 MiB small-file bound: written chunk by chunk, on the main thread.
+    await writePseudoRandom(join(src, 'big.bin'), 2 * 1024 * 1024);
+    await utimes(join(src, 'big.bin'), 1_600_000_000, 1_600_000_000);
     expectCode(await runCli(['backup', '--repo', fx.repo, '--credentials', fx.cred, src]), 0);
   });
   after(() => fx.cleanup());
@@ -51,7 +55,7 @@ describe('restore writes small files on a thread of their own, as on the main th
     for (const setting of ['on', 'off']) {
       const out = join(fx.dir, `out-${setting}`);
       const summary = summaryOf(expectCode(await restore(out, '--write-thread', setting), 0).stdout);
-      assert.equal(summary.files_restored, FILES, setting);
+      assert.equal(summary.files_restored, FILES + 1, setting);
       assert.deepEqual(state(out), expected, `--write-thread ${setting}`);
     }
   });
@@ -61,7 +65,7 @@ describe('restore writes small files on a thread of their own, as on the main th
     expectCode(await restore(out), 0);
     await writeFile(join(out, 'd3', 'f3.txt'), 'changed since\n');
     const skipped = summaryOf(expectCode(await restore(out, '--conflict', 'skip', '--write-thread', 'on'), 0).stdout);
-    assert.equal(skipped.files_skipped, FILES);
+    assert.equal(skipped.files_skipped, FILES + 1);
     assert.equal(skipped.files_restored, 0);
     const updated = summaryOf(expectCode(await restore(out, '--conflict', 'update', '--write-thread', 'on'), 0).stdout);
     assert.equal(updated.files_restored, 1, 'only the file changed since is written again');
@@ -69,18 +73,25 @@ describe('restore writes small files on a thread of their own, as on the main th
   });
 
   it('a full destination: one line naming the file and what to do, exit 1, no temp file left (on and off)', async () => {
-    for (const setting of ['on', 'off']) {
-      const out = join(fx.dir, `full-${setting}`);
+    // Small files (on the thread or not) and the large one (chunk by chunk), each into a full destination.
+    const cases = [
+      { setting: 'on', include: '/d3', file: 'd3/f\\d+\\.txt' },
+      { setting: 'off', include: '/d3', file: 'd3/f\\d+\\.txt' },
+      { setting: 'on', include: '/big.bin', file: 'big\\.bin' },
+    ];
+    for (const [n, { setting, include, file }] of cases.entries()) {
+      const out = join(fx.dir, `full-${n}`);
       await mkdir(out);
       // A 64 KiB tmpfs over the destination, in a mount namespace of the restore's own: room for 16 files.
-      const run = await runCli(['restore', '--repo', fx.repo, '--key', fx.key, 'latest', '--target', out, '--write-thread', setting], {
+      const run = await runCli(['restore', '--repo', fx.repo, '--key', fx.key, 'latest', '--target', out, '--write-thread', setting, '--include', include], {
         wrap: ['unshare', '-m', 'sh', '-c', 'mount -t tmpfs -o size=64k none "$0" || exit 99; "$@"; rc=$?; echo "temp files: $(find "$0" -name ".kbrackup-*" | wc -l)"; exit $rc', out],
       });
+      const what = `${include}, --write-thread ${setting}`;
       assert.notEqual(run.code, 99, `cannot mount a tmpfs in a private mount namespace (unshare -m needs root): ${run.stderr}`);
-      assert.equal(run.code, 1, `${setting}: ${run.stderr}`);
-      assert.match(run.stderr, new RegExp(`cannot write ${out}/d\\d/f\\d+\\.txt in the restore destination: no space left on device \\(ENOSPC\\); free space there, or restore part of the snapshot with --include`), setting);
+      assert.equal(run.code, 1, `${what}: ${run.stderr}`);
+      assert.match(run.stderr, new RegExp(`cannot write ${out}/${file} in the restore destination: no space left on device \\(ENOSPC\\); free space there, or restore part of the snapshot with --include`), what);
       assert.doesNotMatch(run.stderr, /unexpected error|\n\s+at /, 'no stack trace');
-      assert.match(run.stdout, /^temp files: 0$/m, setting);
+      assert.match(run.stdout, /^temp files: 0$/m, what);
     }
   });
 });

@@ -81,15 +81,6 @@ function checkContent(entry: FileEntry, path: ByteString, size: number, sha256: 
   }
 }
 
-/**
- * Write a small file whose verified bytes are all in memory, with synchronous calls: for tiny files
- * the per-call cost of the async API (~100 us on two cores) would be most of the time.
- */
-export function writeWholeFile(dir: ByteString, path: ByteString, entry: FileEntry, data: Buffer | undefined, tree: string, xattrs: XattrWriter): void {
-  const bytes = verifyWholeFile(path, entry, data, tree);
-  writeVerifiedFile(dir, path, entry, bytes, xattrs);
-}
-
 /** A small file's bytes, checked against its recorded size and SHA-256 (refused otherwise). */
 export function verifyWholeFile(path: ByteString, entry: FileEntry, data: Buffer | undefined, tree: string): Buffer {
   const bytes = data ?? Buffer.alloc(0);
@@ -97,7 +88,11 @@ export function verifyWholeFile(path: ByteString, entry: FileEntry, data: Buffer
   return bytes;
 }
 
-/** Write bytes already verified (verifyWholeFile) under a temp name, with metadata, then rename into place. */
+/**
+ * Write a small file's bytes, already verified (verifyWholeFile) and all in memory, under a temp name
+ * with metadata, then rename it into place. Synchronous calls: for tiny files the per-call cost of the
+ * async API (~100 us on two cores) would be most of the time.
+ */
 export function writeVerifiedFile(dir: ByteString, path: ByteString, entry: FileMeta, bytes: Buffer, xattrs: XattrWriter): void {
   const final = childPath(dir, entry.name);
   try {
@@ -153,7 +148,7 @@ export class LargeFileWriter {
   private pending: Buffer[] = [];
   private pendingAt = 0;
   private pendingBytes = 0;
-  /** Restored files are not read again: their dirty pages would only hold a pod's memory limit (see writeWholeFile). */
+  /** Restored files are not read again: their dirty pages would only hold a pod's memory limit (see writeVerifiedFile). */
   private behind: WriteBehind | undefined;
 
   constructor(
@@ -168,8 +163,19 @@ export class LargeFileWriter {
   }
 
   async openFile(): Promise<void> {
-    this.handle = await withPathAsync(toBytes(this.temp), (p) => open(p, 'wx', 0o600));
-    this.behind = new WriteBehind(this.handle.fd);
+    await this.writing(async () => {
+      this.handle = await withPathAsync(toBytes(this.temp), (p) => open(p, 'wx', 0o600));
+      this.behind = new WriteBehind(this.handle.fd);
+    });
+  }
+
+  /** A step that writes into the destination: a system call's failure there names the file (RestoreWriteError). */
+  private async writing<T>(step: () => Promise<T>): Promise<T> {
+    try {
+      return await step();
+    } catch (err) {
+      throw RestoreWriteError.from(displayName(childPath(this.dir, this.entry.name)), err);
+    }
   }
 
   /**
@@ -177,7 +183,11 @@ export class LargeFileWriter {
    * (decryption hands out 64 KiB pieces; an async write call costs main-thread time of its own), and
    * two writes run while the next parts are fetched. A zero run of a page or more is left a hole.
    */
-  async data(bytes: Buffer): Promise<void> {
+  data(bytes: Buffer): Promise<void> {
+    return this.writing(() => this.append(bytes));
+  }
+
+  private async append(bytes: Buffer): Promise<void> {
     this.advance(bytes.length);
     this.hash?.update(bytes);
     const at = this.position - bytes.length;
@@ -219,7 +229,11 @@ export class LargeFileWriter {
   }
 
   /** Verify, set the size (trailing holes), metadata, and move the file into place. */
-  async finish(): Promise<void> {
+  finish(): Promise<void> {
+    return this.writing(() => this.complete());
+  }
+
+  private async complete(): Promise<void> {
     await this.flush();
     await Promise.all(this.writes);
     checkContent(this.entry, this.path, this.position, this.hash?.digest('hex'), this.tree);

@@ -2,7 +2,7 @@ import { appendFile, lstat, mkdir, mkdtemp, rm, link, readFile } from 'node:fs/p
 import { createReadStream, lstatSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
-import { IntegrityError, KbrackupError, RestoreWriteError } from '../errors.js';
+import { IntegrityError, KbrackupError } from '../errors.js';
 import { DiskIndex } from '../repo/index/disk-index.js';
 import type { BlobLocation } from '../repo/index/records.js';
 import type { Repository } from '../repo/repository.js';
@@ -259,7 +259,7 @@ class RestoreRun {
       // Requests opened ahead are closed, not left to time out.
       for (const a of ahead) if (typeof a !== 'number') void a.then((g) => g.return(undefined)).catch(() => undefined);
       await writer.abort();
-      throw RestoreWriteError.from(displayName(childPath(dir, entry.name)), err);
+      throw err;
     }
   }
 

@@ -25,7 +25,7 @@ function replyError(e: { message: string; code?: string; path?: string; detail?:
 /** Files and bytes of one batch: one message per batch, so its cost (~0.3 ms) is paid per hundreds of files. */
 const BATCH_FILES = 256;
 const BATCH_BYTES = 256 * 1024;
-/** Batches on the thread at once: one being written while the next waits, so memory stays ~2 batches. */
+/** Batches on the thread at once (~2 MiB at most): enough that it keeps writing while this thread decodes the next window's trees. */
 const IN_FLIGHT = 8;
 
 /**
@@ -111,7 +111,7 @@ export class SmallFileWriter {
 
   private start(): Worker {
     const worker = new Worker(new URL('./write-worker.js', import.meta.url), {
-      // It holds one batch (~1 MiB, transferred) at a time; a ceiling, not a reservation.
+      // It holds one batch (≤256 KiB, transferred) at a time; a ceiling, not a reservation.
       resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 1, stackSizeMb: 1 },
     });
     worker.unref();
