@@ -10,7 +10,7 @@
 import { createHmac } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { compressSync } from '../src/compress/codec.js';
+import { compress } from '../src/compress/codec.js';
 import { sealSessionKey } from '../src/crypto/envelope.js';
 import { newSessionKey, sealPacket, type SessionKey } from '../src/crypto/seipd.js';
 import { encodeTrailer } from '../src/repo/content-codec.js';
@@ -62,7 +62,7 @@ async function contentObject(repo: Repository, keyed: Keyed, kind: 'chunk' | 'pa
   const entry: ObjectBlobs = { kind, objectId, sections: [{ keyOffset: 0, bundles: [] }] };
   const ids: Buffer[][] = [];
   for (const blobs of bundles) {
-    const { codec, bytes } = compressSync(Buffer.concat(blobs));
+    const { codec, bytes } = await compress(Buffer.concat(blobs));
     const sealed = Buffer.concat(sealPacket([bytes], { sessionKey: keyed.sessionKey, filename: codec }));
     let at = 0;
     const bundleIds = blobs.map((b) => createHmac('sha256', repo.secrets.chunkIdKey).update(b).digest());

@@ -5,8 +5,10 @@ import { lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, stat, symlink, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IntegrityError, KbrackupError } from '../src/errors.js';
-import { LargeFileWriter, applyDirMeta, writeSymlink } from '../src/restore/files-writer.js';
+import { applyDirMeta, writeSymlink } from '../src/restore/files-writer.js';
+import { LargeFileWriter } from '../src/restore/large-writer.js';
 import { SmallFileWriter } from '../src/restore/small-writer.js';
+import type * as WriteThreadModule from '../src/restore/write-thread.js';
 import { SafeDirs } from '../src/restore/safe-path.js';
 import { XattrWriter } from '../src/restore/xattrs.js';
 import type { DirEntry, FileEntry, SymlinkEntry } from '../src/repo/tree/entry.js';
@@ -19,6 +21,8 @@ import { fileEntry } from './helpers/forge.js';
  * recorded size and SHA-256. The CLI tests (hostile-forged) reach these only behind decodeEntry's own
  * name checks, so without these a second line of defence could go missing unnoticed.
  */
+// The write thread runs compiled code (dist/restore/write-worker.js), as a restore does: load that build.
+const { WriteThread } = (await import(new URL('../dist/restore/write-thread.js', import.meta.url).href)) as typeof WriteThreadModule;
 const TREE = 'trees/ab/abc';
 const isRoot = process.getuid?.() === 0;
 
@@ -98,7 +102,7 @@ describe('restore writes only verified content under a file\'s name (files-write
   let n = 0;
   const xattrs = new XattrWriter((message) => assert.fail(`unexpected warning: ${message}`));
   /** A small file as restore writes it on the main thread (the write thread gets the same verified bytes: restore-thread). */
-  const writeWhole = (d: string, path: string, entry: FileEntry, data: Buffer | undefined) => new SmallFileWriter('inline', xattrs).write(d, path, entry, data, TREE);
+  const writeWhole = (d: string, path: string, entry: FileEntry, data: Buffer | undefined) => new SmallFileWriter(undefined, xattrs).write(d, path, entry, data, TREE);
   const fresh = async () => {
     const d = join(dir, `d${++n}`);
     await mkdir(d);
@@ -109,10 +113,14 @@ describe('restore writes only verified content under a file\'s name (files-write
   const entryOf = (name: string, data: Buffer, extra: Partial<FileEntry> = {}): FileEntry => ({ ...fileEntry(name, { data, parts: [{ id: 'a'.repeat(64), length: data.length }] }, 0o640), uid: 1234, gid: 4321, mtime: '1600000000123456789', ...extra });
   const refused = (err: unknown, file: string) => err instanceof IntegrityError && err.object === TREE && err.message.includes(file);
 
+  const thread = new WriteThread();
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'kbrackup-writer-'));
   });
-  after(() => rm(dir, { recursive: true, force: true }));
+  after(async () => {
+    await thread.close();
+    await rm(dir, { recursive: true, force: true });
+  });
 
   it('a small file whose bytes differ from its recorded size or SHA-256 is refused, and nothing is left', async () => {
     const d = await fresh();
@@ -146,71 +154,75 @@ describe('restore writes only verified content under a file\'s name (files-write
     assert.equal((await stat(join(d, 'old'))).mtimeMs, -315619200000);
   });
 
-  it('a large file is refused at the first byte past its size, on a wrong SHA-256, and its temp file is removed', async () => {
-    const d = await fresh();
-    const data = Buffer.alloc(300_000, 7);
-    const past = new LargeFileWriter(d, 'big', entryOf('big', data), TREE, xattrs);
-    await past.openFile();
-    await past.data(data.subarray(0, 200_000));
-    await assert.rejects(past.data(data.subarray(0, 100_001)), (err: unknown) => refused(err, "big: its content goes on past the file's recorded size of 300000 bytes"));
-    assert.throws(() => past.hole(100_001), (err: unknown) => refused(err, 'past the file'));
-    await past.abort();
+  // A large file's body is written inline, or on the write thread (hashed there, checked here): the same promises.
+  for (const mode of ['inline', 'thread'] as const) {
+    const on = () => (mode === 'thread' ? thread : undefined);
+    it(`a large file is refused at the first byte past its size, on a wrong SHA-256, and its temp file is removed (${mode})`, async () => {
+      const d = await fresh();
+      const data = Buffer.alloc(300_000, 7);
+      const past = new LargeFileWriter(d, 'big', entryOf('big', data), TREE, xattrs, on());
+      await past.openFile();
+      await past.data(data.subarray(0, 200_000));
+      await assert.rejects(past.data(data.subarray(0, 100_001)), (err: unknown) => refused(err, "big: its content goes on past the file's recorded size of 300000 bytes"));
+      assert.throws(() => past.hole(100_001), (err: unknown) => refused(err, 'past the file'));
+      await past.abort();
 
-    const wrong = new LargeFileWriter(d, 'big', entryOf('big', data), TREE, xattrs);
-    await wrong.openFile();
-    await wrong.data(Buffer.alloc(300_000, 8));
-    await assert.rejects(wrong.finish(), (err: unknown) => refused(err, 'big: restored content does not match its recorded size and SHA-256'));
-    await wrong.abort();
+      const wrong = new LargeFileWriter(d, 'big', entryOf('big', data), TREE, xattrs, on());
+      await wrong.openFile();
+      await wrong.data(Buffer.alloc(300_000, 8));
+      await assert.rejects(wrong.finish(), (err: unknown) => refused(err, 'big: restored content does not match its recorded size and SHA-256'));
+      await wrong.abort();
 
-    const short = new LargeFileWriter(d, 'big', entryOf('big', data), TREE, xattrs);
-    await short.openFile();
-    await short.data(data.subarray(0, 299_999));
-    await assert.rejects(short.finish(), (err: unknown) => refused(err, 'big: restored content does not match'));
-    await short.abort();
-    assert.deepEqual(await readdir(d), []);
-  });
+      const short = new LargeFileWriter(d, 'big', entryOf('big', data), TREE, xattrs, on());
+      await short.openFile();
+      await short.data(data.subarray(0, 299_999));
+      await assert.rejects(short.finish(), (err: unknown) => refused(err, 'big: restored content does not match'));
+      await short.abort();
+      assert.deepEqual(await readdir(d), []);
+    });
 
-  it('a large file comes back whole, in parts, with holes and zero runs left unwritten', async () => {
-    const d = await fresh();
-    const head = Buffer.alloc(100_000, 1);
-    // Zero runs of any length, not only whole compare blocks of 64 KiB.
-    const zeros = Buffer.alloc(1024 * 1024 + 100_000);
-    const tail = Buffer.alloc(5000, 2);
-    const whole = Buffer.concat([head, zeros, tail]);
-    const writer = new LargeFileWriter(d, 'f', entryOf('f', whole), TREE, xattrs);
-    await writer.openFile();
-    // Until it is verified the file has a hidden temp name of its own, never its final one.
-    assert.match((await readdir(d)).join(), /^\.kbrackup-[0-9a-f]{12}-[0-9a-z]+$/);
-    for (const piece of [head, zeros, tail]) await writer.data(piece);
-    await writer.finish();
-    assert.equal(sha(await readFile(join(d, 'f'))), sha(whole));
-    // The megabyte of zeros is a hole: well under its size is allocated.
-    assert.ok((await stat(join(d, 'f'))).blocks * 512 < 512 * 1024, 'zero run written as a hole');
+    it(`a large file comes back whole, in parts, with holes and zero runs left unwritten (${mode})`, async () => {
+      const d = await fresh();
+      const head = Buffer.alloc(100_000, 1);
+      // Zero runs of any length, not only whole compare blocks of 64 KiB.
+      const zeros = Buffer.alloc(1024 * 1024 + 100_000);
+      const tail = Buffer.alloc(5000, 2);
+      const whole = Buffer.concat([head, zeros, tail]);
+      const writer = new LargeFileWriter(d, 'f', entryOf('f', whole), TREE, xattrs, on());
+      await writer.openFile();
+      // Until it is verified the file has a hidden temp name of its own, never its final one.
+      assert.match((await readdir(d)).join(), /^\.kbrackup-[0-9a-f]{12}-[0-9a-z]+$/);
+      for (const piece of [head, zeros, tail]) await writer.data(piece);
+      await writer.finish();
+      assert.equal(sha(await readFile(join(d, 'f'))), sha(whole));
+      // The megabyte of zeros is a hole: well under its size is allocated.
+      assert.ok((await stat(join(d, 'f'))).blocks * 512 < 512 * 1024, 'zero run written as a hole');
 
-    const size = 3 * 1024 * 1024;
-    const sparse = new LargeFileWriter(d, 's', { ...entryOf('s', head), sha256: undefined, size }, TREE, xattrs);
-    await sparse.openFile();
-    sparse.hole(1024 * 1024);
-    await sparse.data(head);
-    sparse.hole(size - 1024 * 1024 - head.length);
-    await sparse.finish();
-    const s = await stat(join(d, 's'));
-    assert.equal(s.size, size, 'a trailing hole is kept by the size');
-    assert.ok(s.blocks * 512 < 512 * 1024);
-    assert.deepEqual((await readFile(join(d, 's'))).subarray(1024 * 1024, 1024 * 1024 + head.length), head);
-    // Two pieces, a hole, a piece: gathered pieces are written where the first starts, the last at its own offset.
-    const tail2 = Buffer.alloc(3000, 3);
-    const gapped = new LargeFileWriter(d, 'g', { ...entryOf('g', head), sha256: undefined, size: head.length + 100_000 + tail2.length }, TREE, xattrs);
-    await gapped.openFile();
-    await gapped.data(head.subarray(0, 40_000));
-    await gapped.data(head.subarray(40_000));
-    gapped.hole(100_000);
-    await gapped.data(tail2);
-    await gapped.finish();
-    assert.deepEqual(await readFile(join(d, 'g')), Buffer.concat([head, Buffer.alloc(100_000), tail2]));
-    assert.equal(Number((await stat(join(d, 'f'))).mode & 0o7777), 0o640);
-    assert.deepEqual((await readdir(d)).sort(), ['f', 'g', 's']);
-  });
+      const size = 3 * 1024 * 1024;
+      const sparse = new LargeFileWriter(d, 's', { ...entryOf('s', head), sha256: undefined, size }, TREE, xattrs, on());
+      await sparse.openFile();
+      sparse.hole(1024 * 1024);
+      await sparse.data(head);
+      sparse.hole(size - 1024 * 1024 - head.length);
+      await sparse.finish();
+      const s = await stat(join(d, 's'));
+      assert.equal(s.size, size, 'a trailing hole is kept by the size');
+      assert.ok(s.blocks * 512 < 512 * 1024);
+      assert.deepEqual((await readFile(join(d, 's'))).subarray(1024 * 1024, 1024 * 1024 + head.length), head);
+      // Two pieces, a hole, a piece: gathered pieces are written where the first starts, the last at its own offset.
+      const tail2 = Buffer.alloc(3000, 3);
+      const gapped = new LargeFileWriter(d, 'g', { ...entryOf('g', head), sha256: undefined, size: head.length + 100_000 + tail2.length }, TREE, xattrs, on());
+      await gapped.openFile();
+      await gapped.data(head.subarray(0, 40_000));
+      await gapped.data(head.subarray(40_000));
+      gapped.hole(100_000);
+      await gapped.data(tail2);
+      await gapped.finish();
+      assert.deepEqual(await readFile(join(d, 'g')), Buffer.concat([head, Buffer.alloc(100_000), tail2]));
+      assert.equal(Number((await stat(join(d, 'f'))).mode & 0o7777), 0o640);
+      assert.deepEqual((await readdir(d)).sort(), ['f', 'g', 's']);
+    });
+  }
 
   it('a file whose metadata cannot be applied is not left behind, under its name or a temp name', async () => {
     const d = await fresh();

@@ -10,12 +10,12 @@ import { expectCode, makeFixture, type Fixture } from './helpers/repo.js';
 import { comparable, treeOf } from './helpers/tree.js';
 
 /**
- * Small restored files are verified on the main thread and written on a thread of their own
- * (src/restore/small-writer.ts) unless a memory limit below 96 MiB applies: both ways must write the
+ * Restored files are verified on the main thread and written on a thread of their own
+ * (src/restore/write-thread.ts) unless a memory limit below 96 MiB applies: both ways must write the
  * same files, keep the conflict rules for folders that were there before, and fail on a full
  * destination with one line naming the file, leaving no temp file behind.
  */
-describe('restore writes small files on a thread of their own, as on the main thread', () => {
+describe('restore writes files on a thread of their own, as on the main thread', () => {
   let fx: Fixture;
   let src: string;
   const FILES = 1500;
@@ -34,7 +34,7 @@ describe('restore writes small files on a thread of their own, as on the main th
       await utimes(file, 1_600_000_000 + i, 1_600_000_000 + i * 7);
     }
     setXattr(join(src, 'd1', 'f1.txt'), 'user.kbrackup', Buffer.from('labelled'));
-    // One file over restore's 1 MiB small-file bound: written chunk by chunk, on the main thread.
+    // One file over restore's 1 MiB small-file bound: written chunk by chunk (by the write thread when on).
     await writePseudoRandom(join(src, 'big.bin'), 2 * 1024 * 1024);
     await utimes(join(src, 'big.bin'), 1_600_000_000, 1_600_000_000);
     expectCode(await runCli(['backup', '--repo', fx.repo, '--credentials', fx.cred, src]), 0);
@@ -78,6 +78,7 @@ describe('restore writes small files on a thread of their own, as on the main th
       { setting: 'on', include: '/d3', file: 'd3/f\\d+\\.txt' },
       { setting: 'off', include: '/d3', file: 'd3/f\\d+\\.txt' },
       { setting: 'on', include: '/big.bin', file: 'big\\.bin' },
+      { setting: 'off', include: '/big.bin', file: 'big\\.bin' },
     ];
     for (const [n, { setting, include, file }] of cases.entries()) {
       const out = join(fx.dir, `full-${n}`);

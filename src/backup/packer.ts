@@ -1,7 +1,7 @@
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { compressSync } from '../compress/codec.js';
+import { compress, type Codec } from '../compress/codec.js';
 import type { RepoSecrets } from '../crypto/kdf.js';
 import { sealPacket } from '../crypto/seipd.js';
 import { MAX_BLOBS_PER_PACK, encodeTrailer } from '../repo/content-codec.js';
@@ -80,14 +80,16 @@ export class Packer {
     this.parts = [];
     this.bundleBlobs = [];
     this.bundled = 0;
-    const done = this.queue.then(() => this.append(parts, blobs));
+    // Compression runs on the thread pool while this thread packs on; bundles are appended in order.
+    const compressed = compress(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+    compressed.catch(() => undefined);
+    const done = this.queue.then(async () => this.append(await compressed, blobs));
     this.queue = done.catch(() => undefined);
     return done;
   }
 
-  private async append(parts: Buffer[], blobs: { id: Buffer; offset: number; length: number }[]): Promise<void> {
+  private async append({ codec, bytes }: { codec: Codec; bytes: Buffer }, blobs: { id: Buffer; offset: number; length: number }[]): Promise<void> {
     const pack = this.pack ?? (await this.openPack());
-    const { codec, bytes } = compressSync(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
     const sealed = sealPacket([bytes], { sessionKey: pack.key.sessionKey, filename: codec });
     const length = sealed.reduce((n, b) => n + b.length, 0);
     await writeAll(pack.handle, sealed, pack.size);

@@ -5,6 +5,7 @@ import { encodeSmallBatch, type SmallFile, type SmallRead } from './small-read.j
 import type { CutterSpec } from './spec.js';
 import { asBuffer } from '../util/bytes.js';
 import { deferred, type Waiter } from '../util/deferred.js';
+import { holdWhileBusy, stopThread } from '../util/helper-thread.js';
 import { HELPER_THREAD_MIN_MEMORY, threadWanted, type ThreadSetting } from '../util/memory-limit.js';
 
 /** Bytes of one block: a read, and the unit the thread cuts. */
@@ -98,18 +99,12 @@ export class ChunkThread {
   async close(): Promise<void> {
     const worker = this.worker;
     this.worker = undefined;
-    worker?.removeAllListeners('exit');
-    await worker?.terminate();
+    await stopThread(worker);
   }
 
-  /**
-   * Keep the process alive exactly while the thread has work: when the main thread waits only for the
-   * thread's answer (chunks it already has, nothing to upload), an unreferenced thread let the event
-   * loop run empty and Node 24 exited 13 in the middle of a backup. Idle, it must not hold the process.
-   */
+  /** The thread holds the process while files or small reads are on it (util/helper-thread.ts). */
   private holdWhileBusy(): void {
-    if (this.files.size > 0 || this.smallReads.size > 0) this.worker?.ref();
-    else this.worker?.unref();
+    holdWhileBusy(this.worker, this.files.size > 0 || this.smallReads.size > 0);
   }
 
   private receive(m: ChunkReply): void {

@@ -11,9 +11,11 @@ import { decodeEntry, encodeEntry, type DirEntry, type FileEntry, type TreeEntry
 import { childPath, displayName, fromBytes, fromText, parseDisplayed, toBytes, type ByteString } from '../repo/tree/names.js';
 import { withPath, withPathAsync } from '../platform/index.js';
 import { TaskGroup } from '../util/task-group.js';
-import { LargeFileWriter, applyDirMeta, writeSymlink } from './files-writer.js';
+import { applyDirMeta, writeSymlink } from './files-writer.js';
+import { LargeFileWriter } from './large-writer.js';
 import { SafeDirs } from './safe-path.js';
-import { SmallFileWriter, type WriteThreadMode } from './small-writer.js';
+import { SmallFileWriter } from './small-writer.js';
+import { WriteThread, type WriteThreadMode } from './write-thread.js';
 import { XattrWriter } from './xattrs.js';
 import { Selection, walkSnapshot, type SnapshotItem } from './tree-walk.js';
 
@@ -27,7 +29,7 @@ export interface RestoreOptions {
   dryRun: boolean;
   tempDir: string;
   signal: AbortSignal;
-  /** Where small files are written (small-writer.ts); the main thread unless told. */
+  /** Where files are written (write-thread.ts); the main thread unless told. */
   writeThread?: WriteThreadMode;
 }
 
@@ -77,6 +79,7 @@ class RestoreRun {
   private windowBytes = 0;
   private readonly linked = new Map<string, ByteString>();
   private readonly xattrs: XattrWriter;
+  private readonly thread: WriteThread | undefined;
   readonly small: SmallFileWriter;
 
   constructor(
@@ -87,7 +90,8 @@ class RestoreRun {
   ) {
     this.dirs = new SafeDirs(fromText(options.destination));
     this.xattrs = new XattrWriter(warn);
-    this.small = new SmallFileWriter(options.writeThread ?? 'inline', this.xattrs);
+    this.thread = options.writeThread === 'thread' ? new WriteThread() : undefined;
+    this.small = new SmallFileWriter(this.thread, this.xattrs);
   }
 
   private get dirsFile(): string {
@@ -232,7 +236,7 @@ class RestoreRun {
    * the restored file never appears with bytes the owner's backups did not write.
    */
   private async restoreLarge(dir: ByteString, path: ByteString, entry: FileEntry, tree: string): Promise<void> {
-    const writer = new LargeFileWriter(dir, path, entry, tree, this.xattrs);
+    const writer = new LargeFileWriter(dir, path, entry, tree, this.xattrs, this.thread);
     await writer.openFile();
     const ahead: (Promise<AsyncGenerator<Buffer>> | number)[] = [];
     const open = (id: string): Promise<AsyncGenerator<Buffer>> => {
@@ -287,7 +291,10 @@ class RestoreRun {
     }
   }
 
+  /** Stop the write thread once nothing is on it, and close the index. */
   async close(): Promise<void> {
+    await this.small.settle();
+    await this.thread?.close();
     await (await this.index?.catch(() => undefined))?.close();
   }
 }
@@ -306,7 +313,6 @@ export async function runRestore(repo: Repository, snapshot: StoredSnapshot, opt
     await run.links();
     await run.dirMeta();
   } finally {
-    await run.small.close();
     await run.close();
     await rm(work, { recursive: true, force: true });
   }

@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { formatSize } from '../../util/sizes.js';
 import { ConfigError } from '../../errors.js';
 import { runRestore } from '../../restore/restore.js';
-import { writeThreadMode } from '../../restore/small-writer.js';
+import { writeThreadMode } from '../../restore/write-thread.js';
 import type { ThreadSetting } from '../../util/memory-limit.js';
 import { openFromConfig, required, targetFromConfig, type CommandContext } from '../context.js';
 
