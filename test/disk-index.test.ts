@@ -9,6 +9,7 @@ import { IntegrityError } from '../src/errors.js';
 import { DiskIndex } from '../src/repo/index/disk-index.js';
 import { BlobListParser, encodeBlobList, parseBlobList } from '../src/repo/index/blob-list.js';
 import { decodeLocation, decodeRecord, encodeRecord, RECORD_SIZE, type BlobLocation, type IndexEntry } from '../src/repo/index/records.js';
+import { scanRecords } from '../src/repo/index/scan.js';
 import { RecordSorter } from '../src/repo/index/sort.js';
 import { pseudoRandomBytes } from './fixtures/prng.js';
 import { syntheticEntries, syntheticId, syntheticLocation } from './fixtures/synthetic-index.js';
@@ -147,6 +148,42 @@ describe('blob lists (index objects and pack trailers)', () => {
     await assert.rejects(collect(decodeAll([changed(bytes.length - 1, 4)], 'index/1234')), isIntegrityError(/holds 5 blobs but its end says 4/));
     await assert.rejects(collect(decodeAll([Buffer.concat([bytes, Buffer.alloc(3)])], 'index/1234')), isIntegrityError(/after its end/));
     await assert.rejects(collect(decodeAll([changed(0, 9)], 'index/1234')), isIntegrityError(/unknown object kind 9/));
+  });
+});
+
+describe('scanning the index for a few ids (restoring one file)', () => {
+  /** Records of ids `from`..`to - 1` at their synthetic locations, as one batch. */
+  const batch = (from: number, to: number, at = (i: number) => syntheticLocation(i)) => {
+    const out = Buffer.alloc((to - from) * RECORD_SIZE);
+    for (let i = from; i < to; i++) encodeRecord(syntheticId(i), at(i), out, (i - from) * RECORD_SIZE);
+    return out;
+  };
+
+  it('finds each wanted id in any batch, the first record of an id winning, and leaves out ids in none', async () => {
+    const other = syntheticLocation(999_999);
+    // Id 7 again in a later batch, at another place: the first record is the one used.
+    const batches = [batch(0, 1000), batch(1000, 3000), batch(7, 8, () => other)];
+    async function* source() {
+      yield* batches;
+    }
+    const wanted = [7, 999, 1000, 2999].map((i) => syntheticId(i));
+    const found = await scanRecords(source(), [...wanted, syntheticId(5000)]);
+    assert.equal(found.size, 4);
+    for (const i of [7, 999, 1000, 2999]) assert.deepEqual(found.get(syntheticId(i).toString('hex')), syntheticLocation(i), `id ${i}`);
+    assert.equal(found.has(syntheticId(5000).toString('hex')), false);
+  });
+
+  it('stops reading once every wanted id is found', async () => {
+    let read = 0;
+    async function* source() {
+      for (let b = 0; b < 10; b++) {
+        read++;
+        yield batch(b * 100, b * 100 + 100);
+      }
+    }
+    const found = await scanRecords(source(), [syntheticId(150)]);
+    assert.deepEqual(found.get(syntheticId(150).toString('hex')), syntheticLocation(150));
+    assert.equal(read, 2);
   });
 });
 

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { IntegrityError, KbrackupError } from '../errors.js';
 import { DiskIndex } from '../repo/index/disk-index.js';
 import type { BlobLocation } from '../repo/index/records.js';
+import { scanRecords } from '../repo/index/scan.js';
 import type { Repository } from '../repo/repository.js';
 import type { StoredSnapshot } from '../repo/snapshot.js';
 import { decodeEntry, encodeEntry, type DirEntry, type FileEntry, type TreeEntry } from '../repo/tree/entry.js';
@@ -76,6 +77,7 @@ class RestoreRun {
   private readonly dirs: SafeDirs;
   private index: Promise<DiskIndex> | undefined;
   private window: SmallJob[] = [];
+  private walkOver = false;
   private windowBytes = 0;
   private readonly linked = new Map<string, ByteString>();
   private readonly xattrs: XattrWriter;
@@ -191,6 +193,27 @@ class RestoreRun {
     await this.restoreLarge(dir, path, entry, tree);
   }
 
+  /** The walk is over: a last window that is all the restore fetches may scan the index instead of building it. */
+  walked(): void {
+    this.walkOver = true;
+  }
+
+  /**
+   * Where the window's blobs are. A restore whose only window comes after the walk (one file, one
+   * folder) finds them in one pass over the index's records (repo/index/scan.ts): building the sorted
+   * index of a million blobs took ~2 s of a 2.8 s restore of one file. Otherwise blocking lookups in
+   * the index built on disk: thousands in a row against an index in the page cache, where a trip
+   * through the thread pool per read cost more than the read.
+   */
+  private async locateSmall(jobs: SmallJob[]): Promise<BlobLocation[]> {
+    if (this.walkOver && this.index === undefined) {
+      const found = await scanRecords(this.repo.allIndexRecords(), jobs.map((j) => Buffer.from(j.id, 'hex')));
+      return jobs.map((j) => this.located(found.get(j.id), j.id, j.path, j.tree));
+    }
+    const index = await this.locations();
+    return jobs.map((j) => this.located(index.lookupSync(Buffer.from(j.id, 'hex')), j.id, j.path, j.tree));
+  }
+
   /**
    * Restore the gathered small files: locate their blobs, group them by content object and bundle
    * (restic's restorer plans per pack), read each object's wanted bundles in one pass, a few objects at
@@ -201,10 +224,7 @@ class RestoreRun {
     this.window = [];
     this.windowBytes = 0;
     if (jobs.length === 0) return;
-    // Blocking lookups: thousands in a row against an index in the page cache, where a trip through the
-    // thread pool per read cost more than the read.
-    const index = await this.locations();
-    const locs = jobs.map((j) => this.located(index.lookupSync(Buffer.from(j.id, 'hex')), j.id, j.path, j.tree));
+    const locs = await this.locateSmall(jobs);
     const byObject = new Map<string, { wanted: Map<string, { id: Buffer; loc: BlobLocation }>; jobs: Map<string, SmallJob[]> }>();
     jobs.forEach((job, i) => {
       const loc = locs[i]!;
@@ -308,6 +328,7 @@ export async function runRestore(repo: Repository, snapshot: StoredSnapshot, opt
   const run = new RestoreRun(repo, options, work, warn);
   try {
     for await (const item of walkSnapshot(repo, snapshot.tree, new Selection(includes))) await run.item(item);
+    run.walked();
     await run.flushSmall();
     await run.small.drain();
     await run.links();
