@@ -37,7 +37,7 @@ export class ChunkEncoder {
   private size = 0;
   /** The one write in flight: encryption of the next batch overlaps it. */
   private writing: Promise<void> = Promise.resolve();
-  private deflate: Transform | undefined;
+  private compressing: Transform | undefined;
   private draining: Promise<void> | undefined;
   private behind: WriteBehind | undefined;
 
@@ -80,22 +80,22 @@ export class ChunkEncoder {
       await this.emit(writer.update(sample));
       return;
     }
-    const deflate = compressor(this.codec);
-    this.deflate = deflate;
+    const compressing = compressor(this.codec);
+    this.compressing = compressing;
     this.draining = (async () => {
-      for await (const out of deflate as AsyncIterable<Buffer>) await this.emit(writer.update(out));
+      for await (const out of compressing as AsyncIterable<Buffer>) await this.emit(writer.update(out));
     })();
     this.draining.catch(() => undefined);
     await this.encode(sample);
   }
 
   private async encode(data: Buffer): Promise<void> {
-    if (this.deflate === undefined) {
+    if (this.compressing === undefined) {
       await this.emit((this.writer as SeipdWriter).update(data));
       return;
     }
-    // zlib reads its input later, on the thread pool: it gets a copy, as the caller reuses `data`.
-    if (!this.deflate.write(Buffer.from(data))) await Promise.race([once(this.deflate, 'drain'), this.draining]);
+    // The compressor reads its input later, on the thread pool: it gets a copy, as the caller reuses `data`.
+    if (!this.compressing.write(Buffer.from(data))) await Promise.race([once(this.compressing, 'drain'), this.draining]);
   }
 
   /** Queue encrypted bytes; once a batch is full (or when forced) write it behind the one in flight. */
@@ -129,8 +129,8 @@ export class ChunkEncoder {
    */
   async finish(tail: (chunk: EncodedChunk) => Buffer): Promise<EncodedChunk> {
     if (!this.started) await this.start();
-    if (this.deflate) {
-      this.deflate.end();
+    if (this.compressing) {
+      this.compressing.end();
       await this.draining;
     }
     await this.emit((this.writer as SeipdWriter).final(), true);
@@ -144,7 +144,7 @@ export class ChunkEncoder {
 
   /** Abandon the chunk (on error or cancel); the caller removes the file. */
   async abort(): Promise<void> {
-    this.deflate?.destroy();
+    this.compressing?.destroy();
     await this.writing.catch(() => undefined);
     await this.handle.then((h) => h.close()).catch(() => undefined);
   }
