@@ -7,7 +7,7 @@ import type { XattrWriter } from './xattrs.js';
 
 /** Where a large file's body is written: here (LargeFileBody at once) or on the write thread. */
 interface BodySink {
-  write(pieces: Buffer[], at: number, length: number): Promise<void>;
+  write(pieces: Buffer[], at: number): Promise<void>;
   digest(): Promise<string | undefined>;
   commit(size: number): Promise<void>;
   abort(): Promise<void>;
@@ -129,10 +129,9 @@ export class LargeFileWriter {
   private async flush(): Promise<void> {
     if (this.pendingBytes === 0) return;
     const pieces = this.pending;
-    const length = this.pendingBytes;
     this.pending = [];
     this.pendingBytes = 0;
-    await this.sink!.write(pieces, this.pendingAt, length);
+    await this.sink!.write(pieces, this.pendingAt);
   }
 
   /** Skip a hole of `length` bytes (only files without a recorded hash have holes). */
